@@ -1,0 +1,27 @@
+// Read-only memory map of a whole file. Tensors are views into it: a model is
+// never copied into RAM, pages come in as the forward pass touches them.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace lowbit {
+
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path);  // throws lowbit::Error naming the path
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+}  // namespace lowbit

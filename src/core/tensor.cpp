@@ -1,0 +1,79 @@
+#include "lowbit/tensor.h"
+
+#include <cstring>
+
+#include "core/half.h"
+#include "lowbit/error.h"
+
+namespace lowbit {
+
+size_t dtype_size(DType t) {
+  switch (t) {
+    case DType::F64: case DType::I64: return 8;
+    case DType::F32: case DType::I32: return 4;
+    case DType::F16: case DType::BF16: case DType::I16: return 2;
+    case DType::I8: case DType::U8: case DType::BOOL: return 1;
+  }
+  return 0;
+}
+
+std::string_view dtype_name(DType t) {
+  switch (t) {
+    case DType::F32: return "f32";
+    case DType::F16: return "f16";
+    case DType::BF16: return "bf16";
+    case DType::F64: return "f64";
+    case DType::I8: return "i8";
+    case DType::I16: return "i16";
+    case DType::I32: return "i32";
+    case DType::I64: return "i64";
+    case DType::U8: return "u8";
+    case DType::BOOL: return "bool";
+  }
+  return "?";
+}
+
+std::string TensorView::shape_str() const {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+void to_f32(const TensorView& t, int64_t offset, int64_t n, float* out) {
+  LOWBIT_ASSERT(offset >= 0 && n >= 0 && size_t(offset + n) * dtype_size(t.dtype) <= t.nbytes);
+  const auto* base = static_cast<const uint8_t*>(t.data);
+  switch (t.dtype) {
+    case DType::F32:
+      std::memcpy(out, base + offset * 4, size_t(n) * 4);
+      return;
+    case DType::F16: {
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, base + (offset + i) * 2, 2);
+        out[i] = f16_to_f32(h);
+      }
+      return;
+    }
+    case DType::BF16: {
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, base + (offset + i) * 2, 2);
+        out[i] = bf16_to_f32(h);
+      }
+      return;
+    }
+    case DType::F64: {
+      for (int64_t i = 0; i < n; ++i) {
+        double d;
+        std::memcpy(&d, base + (offset + i) * 8, 8);
+        out[i] = float(d);
+      }
+      return;
+    }
+    default:
+      fail(t.name, "cannot convert tensor of type " + std::string(dtype_name(t.dtype)) + " to f32",
+           "only floating-point tensors hold weights");
+  }
+}
+
+}  // namespace lowbit

@@ -1,0 +1,10 @@
+// Each subcommand lives in its own file and registers itself on the CLI app.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace lowbit::cli {
+void register_inspect(CLI::App& app);
+void register_generate(CLI::App& app);
+void register_ppl(CLI::App& app);
+void register_estimate(CLI::App& app);
+}  // namespace lowbit::cli
