@@ -2,8 +2,10 @@
 // regex, each piece's bytes are mapped to printable code points (GPT-2's
 // bytes_to_unicode), then merged by merge rank.
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -21,9 +23,21 @@ struct BpeVocab {
   int32_t bos_id = -1;
   int32_t eos_id = -1;
   bool add_bos = false;             // GPT-2: no; Llama 3: yes
+  bool add_prefix_space = false;    // HF ByteLevel add_prefix_space: ' ' before each text segment not starting with one
+  bool ignore_merges = false;       // HF BPE ignore_merges (Llama 3): a pre-token found whole in the vocab is kept whole
 };
 
 std::unique_ptr<Tokenizer> make_bpe_tokenizer(BpeVocab vocab);
+
+// The pre-tokenizer regex of `pre`, as spelled in HF tokenizer.json (PCRE2 syntax).
+const char* pretokenizer_pattern(PreTokenizer pre);
+// Splits `text` into pre-tokens (views into `text`, covering all of it in order).
+// Bytes no pattern branch matches (invalid UTF-8) come back as pieces of their own.
+std::vector<std::string_view> pretokenize(PreTokenizer pre, std::string_view text);
+// GPT-2 bytes_to_unicode: the printable code point standing for byte `b`, as UTF-8.
+const std::string& byte_to_unicode(uint8_t b);
+// The inverse: the byte code point `cp` stands for, or -1 when it is none of the 256.
+int unicode_to_byte(uint32_t cp);
 
 // HF tokenizer.json with "model": {"type": "BPE"} and a ByteLevel pre-tokenizer;
 // added_tokens become special tokens matched before pre-tokenization.
