@@ -53,7 +53,7 @@ PplResult perplexity_tokens(const Model& model, const std::vector<int32_t>& toke
   const int32_t bos = model.tokenizer ? model.tokenizer->bos_id() : model.config.bos_id;
 
   Runner runner(model, n_ctx, opts.n_threads);
-  std::vector<int32_t> window(size_t(n_ctx));
+  std::vector<int32_t> window(static_cast<size_t>(n_ctx));
   std::vector<float> logits;  // [n_ctx, n_vocab]
   double nll = 0, nll2 = 0;
   int64_t count = 0;

@@ -89,6 +89,8 @@ struct GgufArray {
     std::memcpy(&x, raw.data() + i * sizeof(T), sizeof(T));
     return x;
   }
+
+  friend bool operator==(const GgufArray& a, const GgufArray& b);  // same type and elements
 };
 
 // One metadata value. The variant's alternative index equals the GGUF type id.
@@ -116,6 +118,8 @@ class GgufValue {
   std::optional<int64_t> as_int() const;
   // Printable form: numbers, strings as-is, arrays as "[N items]".
   std::string to_string() const;
+
+  friend bool operator==(const GgufValue& a, const GgufValue& b) { return a.v_ == b.v_; }
 
  private:
   Storage v_;

@@ -111,6 +111,10 @@ GgufArray GgufArray::of_arrays(std::vector<GgufArray> v) {
   return a;
 }
 
+bool operator==(const GgufArray& a, const GgufArray& b) {
+  return a.type == b.type && a.raw == b.raw && a.strings == b.strings && a.arrays == b.arrays;
+}
+
 bool GgufValue::is_integer() const {
   switch (type()) {
     case GgufType::U8: case GgufType::I8: case GgufType::U16: case GgufType::I16:

@@ -23,7 +23,11 @@ class Tokenizer {
   virtual int32_t bos_id() const = 0;  // -1 when the tokenizer has none
   virtual int32_t eos_id() const = 0;
   virtual std::string kind() const = 0;  // "sentencepiece", "spm-bpe", "byte-bpe"
+  // Whether encode(text, add_bos=true) puts BOS first (llama.cpp's add_bos_token):
+  // SentencePiece-style vocabs do; GPT-2 has a BOS id (<|endoftext|>) but does not add it.
+  virtual bool adds_bos() const { return bos_id() >= 0; }
 
+  // Concatenated decode_token(ids[i], ids[i-1]) (prev = -1 for the first).
   std::string decode(const std::vector<int32_t>& ids) const;
 };
 

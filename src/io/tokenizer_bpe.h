@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -27,10 +28,17 @@ struct BpeVocab {
   bool ignore_merges = false;       // HF BPE ignore_merges (Llama 3): a pre-token found whole in the vocab is kept whole
 };
 
+// Tokens of type control or user-defined are matched in the text first
+// (leftmost, longest) and never pre-tokenized, as HF does with added tokens;
+// decode_token gives "" for control tokens. Throws lowbit::Error for a merge
+// naming a token missing from the vocab, or a vocab lacking a byte token.
 std::unique_ptr<Tokenizer> make_bpe_tokenizer(BpeVocab vocab);
 
 // The pre-tokenizer regex of `pre`, as spelled in HF tokenizer.json (PCRE2 syntax).
 const char* pretokenizer_pattern(PreTokenizer pre);
+// The pre-tokenizer a GGUF `tokenizer.ggml.pre` name stands for ("gpt-2",
+// "llama-bpe", "qwen2", ...), or nullopt for names lowbit does not implement.
+std::optional<PreTokenizer> pretokenizer_from_gguf_name(std::string_view name);
 // Splits `text` into pre-tokens (views into `text`, covering all of it in order).
 // Bytes no pattern branch matches (invalid UTF-8) come back as pieces of their own.
 std::vector<std::string_view> pretokenize(PreTokenizer pre, std::string_view text);
@@ -39,10 +47,14 @@ const std::string& byte_to_unicode(uint8_t b);
 // The inverse: the byte code point `cp` stands for, or -1 when it is none of the 256.
 int unicode_to_byte(uint32_t cp);
 
-// HF tokenizer.json with "model": {"type": "BPE"} and a ByteLevel pre-tokenizer;
-// added_tokens become special tokens matched before pre-tokenization.
+// HF tokenizer.json with "model": {"type": "BPE"} and a ByteLevel pre-tokenizer
+// (alone, or after a Split with one of the three regexes); merges as "a b" or
+// ["a", "b"]; added_tokens become control (special) or user-defined tokens;
+// a TemplateProcessing post-processor starting with a special token sets
+// bos_id + add_bos; eos_id comes from tokenizer_config.json beside the file,
+// else from a known name. Anything else -> lowbit::Error naming the field.
 BpeVocab read_hf_tokenizer_json(const std::string& path);
-// GPT-2's original vocab.json + merges.txt pair.
+// GPT-2's original vocab.json + merges.txt pair (<|endoftext|> is BOS and EOS, not added).
 BpeVocab read_gpt2_vocab(const std::string& vocab_json, const std::string& merges_txt);
 
 }  // namespace lowbit

@@ -4,8 +4,10 @@
 // piece has the highest score (leftmost on ties), then map pieces missing
 // from the vocab to <0xXX> byte tokens.
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "io/tokenizer.h"
@@ -33,5 +35,33 @@ SpmVocab read_llama2c_vocab(const std::string& path, int n_vocab);
 
 // SentencePiece `tokenizer.model` through Debian's libsentencepiece.
 std::unique_ptr<Tokenizer> open_sentencepiece(const std::string& path);
+
+// What a SentencePiece model file says about itself (its ModelProto, read
+// without libsentencepiece).
+struct SentencePieceModelInfo {
+  int32_t model_type = 1;                 // TrainerSpec.ModelType: 1 unigram, 2 BPE, 3 word, 4 char
+  bool byte_fallback = false;
+  std::string normalizer_name;            // "identity", "nmt_nfkc", ...
+  bool has_charsmap = false;              // a precompiled normalization map (non-identity)
+  bool add_dummy_prefix = true;
+  bool remove_extra_whitespaces = true;
+  bool escape_whitespaces = true;
+  bool treat_whitespace_as_suffix = false;
+};
+// The pieces, scores and types of a SentencePiece `tokenizer.model` (types
+// include user-defined, which libsentencepiece's API does not expose).
+// `info` receives the model's settings when non-null. Reads any model type;
+// check spm_bpe_incompatibility(info) before make_spm_tokenizer.
+SpmVocab read_sentencepiece_vocab(const std::string& path, SentencePieceModelInfo* info = nullptr);
+// The same from the model file's bytes; `where` names it in errors.
+SpmVocab parse_sentencepiece_model(std::string_view bytes, const std::string& where, SentencePieceModelInfo* info = nullptr);
+// Why make_spm_tokenizer cannot reproduce this model exactly ("" when it can:
+// a BPE model with the identity normalizer, spaces escaped, no whitespace removal).
+std::string spm_bpe_incompatibility(const SentencePieceModelInfo& info);
+
+// The bytes one SentencePiece-style piece stands for: control -> "", unknown
+// -> " ⁇ ", byte "<0xXX>" -> that byte, "▁" -> ' ' (the first one dropped when
+// `drop_leading_space`).
+std::string spm_piece_text(const std::string& piece, int32_t type, bool drop_leading_space);
 
 }  // namespace lowbit

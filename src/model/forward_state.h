@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "model/forward.h"
+#include "model/matmul.h"
 
 namespace lowbit {
 
@@ -100,6 +101,7 @@ void attention(ForwardState& s, int layer, const float* q, int64_t q_stride, int
 
 // Llama family (forward_llama.cpp).
 void init_rope(ForwardState& s);                  // fills inv_freq; throws on unknown rope_scaling
+void rope_tables(ForwardState& s, int n, int pos); // rope_cos/sin for positions [pos, pos+n), once per batch
 void llama_layer(ForwardState& s, int layer, int n, int pos);
 // GPT-2 (forward_gpt2.cpp).
 void gpt2_layer(ForwardState& s, int layer, int n, int pos);

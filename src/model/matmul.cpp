@@ -1,20 +1,26 @@
 // Y[n_tok, n_out] = X[n_tok, n_in] · W[n_out, n_in]^T for f32 / f16 / bf16 weights.
 //
-// f32:       W is used in place (a view into the mapped file): one cblas_sgemm,
-//            or cblas_sgemv when n_tok == 1.
-// f16, bf16: rows of W are converted to f32 on the fly.
-//            Few tokens (n_tok < kPanelMinTokens, i.e. generation): each OpenMP
-//              thread converts one row at a time into its own buffer [n_in] and
-//              dots it with every X row; W is read exactly once.
-//            Many tokens (prompt processing): W is walked in panels of rows; all
-//              threads convert a panel [rows, n_in] into one shared f32 buffer,
-//              then one multi-threaded sgemm computes Y[:, panel]. Each converted
-//              weight is reused n_tok times, so the conversion cost is amortised.
+// One thread pool: the work is cut into fixed tiles that OpenMP threads take
+// (schedule dynamic), each tile computed by a single-threaded OpenBLAS call.
+// Mixing OpenBLAS's own pthread pool with the forward pass's OpenMP loops makes
+// the two pools' spin-waiting threads fight over the cores (measured: 50x
+// slower decoding on a loaded 2-core machine), and OpenBLAS's thread-count-
+// dependent partitioning would make results depend on the thread count. Tiles
+// here do not depend on n_threads, so results are bit-identical for any count.
 //
-// Threads: matmul uses as many threads as OpenBLAS is set to
-// (openblas_set_num_threads; Runner sets it to its n_threads), for both its
-// own OpenMP loops and the BLAS calls. No BLAS call happens inside an OpenMP
-// parallel region (the pthread OpenBLAS must not be nested).
+// Tiles: kRowTile weight rows x kTokTile tokens.
+//   f32:       W is used in place (a view into the mapped file): per tile one
+//              cblas_sgemm, or cblas_sgemv when n_tok == 1.
+//   f16, bf16: rows are converted to f32 on the fly, in per-thread buffers.
+//              Few tokens (n_tok < kHalfPanelMinTokens, i.e. generation): each
+//                row is converted into a [n_in] buffer (stays in L1/L2) and dotted
+//                with every X row; W is read exactly once.
+//              Many tokens (prompt processing): a task converts its kRowTile-row
+//                panel [kRowTile, n_in] once, then runs one sgemm per token tile.
+//
+// OpenBLAS is switched to one thread for the duration (and restored after);
+// Runner does this once per forward() so matmul finds it already so.
+
 #include <cblas.h>
 #include <immintrin.h>
 #include <omp.h>
@@ -26,13 +32,16 @@
 #include "core/half.h"
 #include "lowbit/error.h"
 #include "model/forward.h"
+#include "model/matmul.h"
 
 namespace lowbit {
 
 namespace {
 
-constexpr int kPanelMinTokens = 8;           // below this, row-by-row conversion + dots
-constexpr int64_t kPanelFloats = 4 << 20;    // panel buffer: 16 MiB of f32
+constexpr int64_t kRowTile = 128;         // weight rows per task
+constexpr int kTokTile = 256;             // activation rows per sgemm call
+constexpr int kHalfPanelMinTokens = 8;    // f16/bf16: below this, row-by-row conversion + dots
+constexpr int64_t kParallelMinMacs = 1 << 17;  // smaller products run on the calling thread
 
 // ---- f16 / bf16 -> f32 row conversion ----------------------------------
 
@@ -70,81 +79,108 @@ inline float dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
-int blas_threads() { return std::max(1, openblas_get_num_threads()); }
+// Makes OpenBLAS single-threaded while alive (tiles are parallelised by OpenMP).
+class BlasSingleThread {
+ public:
+  BlasSingleThread() : prev_(openblas_get_num_threads()) {
+    if (prev_ != 1) openblas_set_num_threads(1);
+  }
+  ~BlasSingleThread() {
+    if (prev_ != 1) openblas_set_num_threads(prev_);
+  }
+  BlasSingleThread(const BlasSingleThread&) = delete;
+  BlasSingleThread& operator=(const BlasSingleThread&) = delete;
 
-// Few tokens: parallel over output rows; each thread converts a row into its
-// own buffer and dots it with all n_tok activation rows.
-void matmul_half_rows(const uint16_t* W, int64_t n_out, int64_t n_in, RowConverter convert, const float* X,
-                      int n_tok, float* Y) {
-  const int nt = blas_threads();
-#pragma omp parallel num_threads(nt)
-  {
-    // Per-thread row buffer; OpenMP worker threads persist, so this allocates once per thread.
-    thread_local std::vector<float> row;
-    if (row.size() < size_t(n_in)) row.resize(size_t(n_in));
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < n_out; ++r) {
-      convert(W + r * n_in, row.data(), n_in);
-      for (int t = 0; t < n_tok; ++t) Y[int64_t(t) * n_out + r] = dot(row.data(), X + int64_t(t) * n_in, n_in);
-    }
+ private:
+  int prev_;
+};
+
+// Per-thread f32 scratch; OpenMP worker threads persist, so it grows once per thread.
+float* thread_buffer(size_t n) {
+  thread_local std::vector<float> buf;
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
+}
+
+// Y[t0:t0+nt_, r0:r0+rows] = X[t0:t0+nt_, :] · W[r0:r0+rows, :]^T   (ldc = n_out)
+inline void sgemm_tile(const float* X, int n_tok, int64_t n_in, const float* W, int64_t rows, int64_t n_out, float* Y) {
+  if (n_tok == 1)
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, int(rows), int(n_in), 1.0f, W, int(n_in), X, 1, 0.0f, Y, 1);
+  else
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_tok, int(rows), int(n_in), 1.0f, X, int(n_in), W,
+                int(n_in), 0.0f, Y, int(n_out));
+}
+
+void matmul_f32(const float* W, int64_t n_out, int64_t n_in, const float* X, int n_tok, float* Y, int nt) {
+  const int64_t row_tiles = (n_out + kRowTile - 1) / kRowTile;
+  const int64_t tok_tiles = (n_tok + kTokTile - 1) / kTokTile;
+  const int64_t n_tasks = row_tiles * tok_tiles;
+  const bool parallel = n_tasks > 1 && nt > 1 && n_out * n_in * n_tok >= kParallelMinMacs;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (parallel)
+  for (int64_t task = 0; task < n_tasks; ++task) {
+    const int64_t r0 = (task % row_tiles) * kRowTile, rows = std::min(kRowTile, n_out - r0);
+    const int t0 = int(task / row_tiles) * kTokTile, toks = std::min(kTokTile, n_tok - t0);
+    sgemm_tile(X + int64_t(t0) * n_in, toks, n_in, W + r0 * n_in, rows, n_out, Y + int64_t(t0) * n_out + r0);
   }
 }
 
-// Many tokens: panels of rows converted in parallel, then one sgemm per panel.
-void matmul_half_panels(const uint16_t* W, int64_t n_out, int64_t n_in, RowConverter convert, const float* X,
-                        int n_tok, float* Y) {
-  const int nt = blas_threads();
-  const int64_t panel_rows = std::clamp<int64_t>(kPanelFloats / n_in, 16, n_out);
-  // Buffer of the calling thread: [panel_rows, n_in] f32. Grows once, reused across calls.
-  thread_local std::vector<float> panel;
-  if (panel.size() < size_t(panel_rows * n_in)) panel.resize(size_t(panel_rows * n_in));
-  for (int64_t r0 = 0; r0 < n_out; r0 += panel_rows) {
-    const int64_t rows = std::min(panel_rows, n_out - r0);
-    float* P = panel.data();
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t r = 0; r < rows; ++r) convert(W + (r0 + r) * n_in, P + r * n_in, n_in);
-    // Y[:, r0:r0+rows] = X [n_tok, n_in] · P[rows, n_in]^T   (ldc = n_out)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_tok, int(rows), int(n_in), 1.0f, X, int(n_in), P,
-                int(n_in), 0.0f, Y + r0, int(n_out));
+void matmul_half(const uint16_t* W, int64_t n_out, int64_t n_in, RowConverter convert, const float* X, int n_tok,
+                 float* Y, int nt) {
+  const int64_t row_tiles = (n_out + kRowTile - 1) / kRowTile;
+  const bool parallel = row_tiles > 1 && nt > 1 && n_out * n_in * n_tok >= kParallelMinMacs;
+  if (n_tok < kHalfPanelMinTokens) {
+    // Generation: convert one row at a time (row buffer [n_in]) and dot it with each token.
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (parallel)
+    for (int64_t tile = 0; tile < row_tiles; ++tile) {
+      float* row = thread_buffer(size_t(n_in));
+      const int64_t r_end = std::min(n_out, (tile + 1) * kRowTile);
+      for (int64_t r = tile * kRowTile; r < r_end; ++r) {
+        convert(W + r * n_in, row, n_in);
+        for (int t = 0; t < n_tok; ++t) Y[int64_t(t) * n_out + r] = dot(row, X + int64_t(t) * n_in, n_in);
+      }
+    }
+    return;
+  }
+  // Prompt: convert a panel [rows, n_in] once, then one sgemm per token tile.
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (parallel)
+  for (int64_t tile = 0; tile < row_tiles; ++tile) {
+    const int64_t r0 = tile * kRowTile, rows = std::min(kRowTile, n_out - r0);
+    float* panel = thread_buffer(size_t(kRowTile * n_in));
+    for (int64_t r = 0; r < rows; ++r) convert(W + (r0 + r) * n_in, panel + r * n_in, n_in);
+    for (int t0 = 0; t0 < n_tok; t0 += kTokTile) {
+      const int toks = std::min(kTokTile, n_tok - t0);
+      sgemm_tile(X + int64_t(t0) * n_in, toks, n_in, panel, rows, n_out, Y + int64_t(t0) * n_out + r0);
+    }
   }
 }
 
 }  // namespace
 
-void matmul(const TensorView& W, const float* X, int n_tok, float* Y) {
+void matmul(const TensorView& W, const float* X, int n_tok, float* Y, int n_threads) {
   if (W.shape.size() != 2)
     fail(W.name, "matmul needs a 2-D weight, got shape " + W.shape_str(), "this is a bug in the caller");
   const int64_t n_out = W.shape[0], n_in = W.shape[1];
-  LOWBIT_ASSERT(n_tok >= 0);
+  LOWBIT_ASSERT(n_tok >= 0 && size_t(n_out * n_in) * dtype_size(W.dtype) <= W.nbytes);
   if (n_tok == 0 || n_out == 0) return;
+  const int nt = std::max(1, n_threads);
+  BlasSingleThread single;
   switch (W.dtype) {
-    case DType::F32: {
-      const float* w = static_cast<const float*>(W.data);  // [n_out, n_in]
-      if (n_tok == 1) {
-        // y[n_out] = W[n_out, n_in] · x[n_in]
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, int(n_out), int(n_in), 1.0f, w, int(n_in), X, 1, 0.0f, Y, 1);
-      } else {
-        // Y[n_tok, n_out] = X[n_tok, n_in] · W^T
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_tok, int(n_out), int(n_in), 1.0f, X, int(n_in), w,
-                    int(n_in), 0.0f, Y, int(n_out));
-      }
+    case DType::F32:
+      matmul_f32(static_cast<const float*>(W.data), n_out, n_in, X, n_tok, Y, nt);
       return;
-    }
     case DType::F16:
-    case DType::BF16: {
+    case DType::BF16:
       LOWBIT_ASSERT(reinterpret_cast<uintptr_t>(W.data) % alignof(uint16_t) == 0);
-      const auto* w = static_cast<const uint16_t*>(W.data);  // [n_out, n_in]
-      RowConverter convert = row_converter(W.dtype);
-      if (n_tok < kPanelMinTokens)
-        matmul_half_rows(w, n_out, n_in, convert, X, n_tok, Y);
-      else
-        matmul_half_panels(w, n_out, n_in, convert, X, n_tok, Y);
+      matmul_half(static_cast<const uint16_t*>(W.data), n_out, n_in, row_converter(W.dtype), X, n_tok, Y, nt);
       return;
-    }
     default:
       fail(W.name, "matmul cannot use weights of type " + std::string(dtype_name(W.dtype)),
            "weights must be f32, f16 or bf16 (quantized formats go through their own kernels)");
   }
+}
+
+void matmul(const TensorView& W, const float* X, int n_tok, float* Y) {
+  matmul(W, X, n_tok, Y, omp_get_max_threads());
 }
 
 }  // namespace lowbit

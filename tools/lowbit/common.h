@@ -1,5 +1,6 @@
 // Small helpers shared by the subcommands (no algorithms here).
 #pragma once
+#include <CLI/CLI.hpp>
 #include <memory>
 #include <string>
 
