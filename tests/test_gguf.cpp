@@ -8,6 +8,7 @@
 #include <fstream>
 #include <limits>
 
+#include "core/log.h"
 #include "io/gguf.h"
 #include "io/gguf_model.h"
 #include "io/gguf_writer.h"
@@ -456,7 +457,7 @@ std::vector<uint8_t> small_valid_file() {
   w.set("x.strs", GgufArray::of(std::vector<std::string>{"ab", "c"}));
   w.set("x.nested", GgufArray::of_arrays({GgufArray::of(std::vector<int16_t>{1, 2})}));
   std::vector<float> a(6, 1.0f);
-  std::vector<uint8_t> q(18, 3);
+  std::vector<uint8_t> q(34, 3);  // one q8_0 block
   w.add_tensor("a", GgmlType::F32, {2, 3}, a.data(), 24);
   w.add_tensor("q", GgmlType::Q8_0, {1, 32}, [&](std::span<uint8_t> out) { std::memcpy(out.data(), q.data(), 34); });
   w.write();
@@ -701,4 +702,22 @@ TEST(GgufModel, ErrorsNameFileAndKey) {
   p = s.write("bad_shape.gguf", [](GgufWriter& w) { w.set("llama.feed_forward_length", uint32_t(13)); });
   Model m4;
   expect_error([&] { load_gguf_model(p, m4); }, {p, "ffn_gate.weight"});
+}
+
+TEST(GgufModel, UnsupportedEmbeddedTokenizerIsAWarningNotAnError) {
+  TinyModel t;
+  t.arch = "qwen2";
+  std::string p = t.write("pre_unknown.gguf", [](GgufWriter& w) { w.set("tokenizer.ggml.pre", "deepseek-llm"); });
+  std::vector<std::string> warnings;
+  set_log_sink([&](LogLevel level, const std::string& msg) {
+    if (level == LogLevel::Warn) warnings.push_back(msg);
+  });
+  Model m;
+  load_gguf_model(p, m);
+  set_log_sink([](LogLevel, const std::string& msg) { std::fprintf(stderr, "%s\n", msg.c_str()); });
+  EXPECT_EQ(m.tokenizer, nullptr);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("deepseek-llm"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find(p), std::string::npos) << warnings[0];
+  expect_error([&] { m.tok(); }, {"--tokenizer"});
 }

@@ -12,7 +12,6 @@
 #include <nlohmann/json.hpp>
 #include <sentencepiece_processor.h>
 
-#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -85,7 +84,7 @@ const std::vector<std::string>& spm_cases() {
       "مرحبا بالعالم",
       "emoji 🙂🚀 and a family 👩‍👩‍👧 ✨",
       "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 mathematical letters",
-      std::string("\x01\x02 control chars \x7f and NUL \0 inside", 39),
+      std::string("\x01\x02 control chars \x7f and NUL \0 inside", 35),
       "invalid \xff\xfe utf8 \xc3 and overlong \xc0\xaf and surrogate \xed\xa0\x80",
       "ab\xE2\x96\x81" "cd has a literal U+2581",
       "Once upon a time, there was a little girl named Lily. She loved to play outside.",
@@ -677,19 +676,14 @@ TEST(OpenTokenizer, PicksTheReaderAndReportsBadFiles) {
   expect_error([&] { open_tokenizer(path); }, {path, "merges.txt"});
 }
 
-// Not a timing test (those live in bench/): a smoke check that 1 MB goes
-// through each tokenizer; the time is printed for the record.
+// Not a timing test (speed belongs in bench/): 1 MiB of text goes through both
+// kinds and back (byte-level BPE decodes to the exact input).
 TEST(Tokenizers, OneMegabyteOfText) {
   std::string text = read_all(test::shared("text/wiki.test.raw")).substr(0, 1 << 20);
   auto spm = make_spm_tokenizer(read_sentencepiece_vocab(test::shared("tokenizers/llama2/tokenizer.model")));
   auto bpe = gpt2();
-  for (const Tokenizer* t : {spm.get(), bpe.get()}) {
-    auto t0 = std::chrono::steady_clock::now();
-    Ids ids = t->encode(text, false);
-    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    EXPECT_GT(ids.size(), 100000u);
-    std::printf("  %s: 1 MiB -> %zu tokens in %.3f s\n", t->kind().c_str(), ids.size(), s);
-  }
+  EXPECT_GT(spm->encode(text, false).size(), 200000u);
+  EXPECT_EQ(bpe->decode(bpe->encode(text, false)), text);
 }
 
 }  // namespace

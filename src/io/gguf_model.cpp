@@ -89,13 +89,6 @@ ModelConfig read_config(const GgufFile& f, const std::string& arch) {
   return c;
 }
 
-std::optional<PreTokenizer> pre_tokenizer_from_name(const std::string& pre) {
-  if (pre == "default" || pre == "gpt-2" || pre == "gpt2") return PreTokenizer::GPT2;
-  if (pre == "llama-bpe" || pre == "llama3") return PreTokenizer::Llama3;
-  if (pre == "qwen2") return PreTokenizer::Qwen2;
-  return std::nullopt;
-}
-
 // The tokenizer embedded in tokenizer.ggml.*; null (with a warning) when its kind is not supported.
 std::unique_ptr<Tokenizer> read_tokenizer(const GgufFile& f, const ModelConfig& c) {
   if (!f.has("tokenizer.ggml.model")) {
@@ -127,10 +120,11 @@ std::unique_ptr<Tokenizer> read_tokenizer(const GgufFile& f, const ModelConfig& 
   }
   if (kind == "gpt2") {
     std::string pre_name = f.get_str("tokenizer.ggml.pre", "default");
-    auto pre = pre_tokenizer_from_name(pre_name);
+    // "default" (older converters) is GPT-2's regex; the rest is the tokenizer module's name table.
+    auto pre = pre_name == "default" ? std::optional(PreTokenizer::GPT2) : pretokenizer_from_gguf_name(pre_name);
     if (!pre) {
       log_warn(fmt::format("{}: pre-tokenizer 'tokenizer.ggml.pre' = \"{}\" is not supported (supported: default, "
-                           "gpt-2, llama-bpe, llama3, qwen2); no tokenizer loaded, pass --tokenizer",
+                           "gpt-2, llama-bpe, qwen2); no tokenizer loaded, pass --tokenizer",
                            f.path(), pre_name));
       return nullptr;
     }

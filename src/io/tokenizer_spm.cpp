@@ -109,10 +109,9 @@ class SpmTokenizer final : public Tokenizer {
       }
     }
     // Can a merge join "x" and "▁y" (x not "▁")? Only if some mergeable piece has
-    // "▁" right after another character; SentencePiece vocabs trained with
-    // split_by_whitespace (the default, Llama 2) have none.
-    // Unused pieces are resegmented with SentencePiece's whole-text merge
-    // history, so a vocab with any keeps the whole-text loop.
+    // "▁" right after another character; vocabs trained with split_by_whitespace
+    // (the default; Llama 2) have none. Unused pieces are resegmented with the
+    // whole-text merge history, so a vocab with any keeps the whole-text loop.
     words_independent_ = true;
     for (size_t i = 0; i < n && words_independent_; ++i) {
       if (v_.types[i] == kTokUnused) words_independent_ = false;

@@ -27,10 +27,19 @@ struct SpmVocab {
   bool add_space_prefix = true;     // prepend "▁" to the text, as SentencePiece does
 };
 
+// Encodes exactly as SentencePiece's BPE model with the identity normalizer
+// (checked against libsentencepiece on Llama 2's model): invalid UTF-8 becomes
+// U+FFFD; user-defined pieces are matched whole and never merged; control,
+// unknown and byte pieces are never formed by a merge; unused pieces are
+// formed and then split back. decode_token: control -> "", byte -> its byte,
+// "▁" -> ' ', and the first piece's leading space is dropped after BOS or at
+// the start (prev < 0) when add_space_prefix.
 std::unique_ptr<Tokenizer> make_spm_tokenizer(SpmVocab vocab);
 
 // llama2.c tokenizer .bin: int32 max_token_length, then per token: f32 score,
 // int32 len, len bytes. The file does not store the count: pass the model's vocab size.
+// Pieces come back as in the .model file (' ' -> "▁", "\n<s>\n" -> "<s>") with
+// types set (unknown 0, control 1 and 2, <0xXX> byte), as llama.cpp's converter does.
 SpmVocab read_llama2c_vocab(const std::string& path, int n_vocab);
 
 // SentencePiece `tokenizer.model` through Debian's libsentencepiece.
