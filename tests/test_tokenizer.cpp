@@ -449,7 +449,7 @@ TEST(Gpt2Bpe, KnownEncodings) {
   //  - numbers: " ?\p{N}+" keeps "Ġ2024" whole; "Ġ1000000" merges to Ġ100 + 0000.
   //  - é is C3 A9 -> "Ã©" (2634); 日本語 is six bytes: æĹ ¥ æľ ¬ èª ŀ.
   //  - ❤️ = E2 9D A4 EF B8 8F; 🙂 = F0 9F 99 82 -> "ĠðŁĻĤ" (32485) with its space.
-  //  - "'M" is not a contraction for GPT-2 (case-sensitive): "'" then "M"... (not in this table).
+  //  - "STOP's": the contraction "'s" (338) is its own pre-token.
   struct Case {
     std::string text;
     Ids ids;

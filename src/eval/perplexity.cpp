@@ -28,9 +28,10 @@ double log_softmax_at(const float* logits, int n_vocab, int target) {
 
 PplResult perplexity(const Model& model, const std::string& text, const PplOptions& opts,
                      const std::function<void(int, int, double)>& on_chunk) {
-  // Both protocols tokenize the whole text at once with BOS first (llama.cpp:
-  // common_tokenize(ctx, text, add_bos=true); GPTQ: tokenizer(text) which adds BOS).
-  std::vector<int32_t> tokens = model.tok().encode(text, /*add_bos=*/true);
+  // Both protocols tokenize the whole text at once, BOS first when the
+  // tokenizer adds one (llama.cpp: common_tokenize(ctx, text, add_bos); GPTQ:
+  // tokenizer(text)). GPT-2 adds none.
+  std::vector<int32_t> tokens = model.tok().encode(text, model.tok().adds_bos());
   return perplexity_tokens(model, tokens, opts, on_chunk);
 }
 
@@ -50,7 +51,9 @@ PplResult perplexity_tokens(const Model& model, const std::vector<int32_t>& toke
 
   const int n_vocab = model.config.n_vocab;
   const int first = llama ? n_ctx / 2 : 0;  // first scored position inside a window
-  const int32_t bos = model.tokenizer ? model.tokenizer->bos_id() : model.config.bos_id;
+  // llama.cpp puts BOS at the start of every window, when the vocab adds BOS at all.
+  const int32_t bos = model.tokenizer ? (model.tokenizer->adds_bos() ? model.tokenizer->bos_id() : -1)
+                                      : model.config.bos_id;
 
   Runner runner(model, n_ctx, opts.n_threads);
   std::vector<int32_t> window(static_cast<size_t>(n_ctx));
@@ -62,7 +65,7 @@ PplResult perplexity_tokens(const Model& model, const std::vector<int32_t>& toke
   for (int c = 0; c < n_chunks; ++c) {
     const int64_t start = int64_t(c) * n_ctx;
     std::copy(tokens_in.begin() + start, tokens_in.begin() + start + n_ctx, window.begin());
-    if (llama && bos >= 0) window[0] = bos;  // llama.cpp puts BOS at the start of every window
+    if (llama && bos >= 0) window[0] = bos;
     runner.forward(window, 0, /*all_logits=*/true, logits);
     for (int j = first; j < n_ctx - 1; ++j) {
       const double lp = log_softmax_at(&logits[size_t(j) * n_vocab], n_vocab, tokens_in[size_t(start + j + 1)]);

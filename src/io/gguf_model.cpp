@@ -120,10 +120,11 @@ std::unique_ptr<Tokenizer> read_tokenizer(const GgufFile& f, const ModelConfig& 
   }
   if (kind == "gpt2") {
     std::string pre_name = f.get_str("tokenizer.ggml.pre", "default");
-    // "default" (older converters) is GPT-2's regex; the rest is the tokenizer module's name table.
-    auto pre = pre_name == "default" ? std::optional(PreTokenizer::GPT2) : pretokenizer_from_gguf_name(pre_name);
+    // llama.cpp's "default" pre-tokenizer is a regex set of its own, not GPT-2's: refuse it rather than
+    // tokenize differently from llama.cpp.
+    auto pre = pretokenizer_from_gguf_name(pre_name);
     if (!pre) {
-      log_warn(fmt::format("{}: pre-tokenizer 'tokenizer.ggml.pre' = \"{}\" is not supported (supported: default, "
+      log_warn(fmt::format("{}: pre-tokenizer 'tokenizer.ggml.pre' = \"{}\" is not supported (supported: "
                            "gpt-2, llama-bpe, qwen2); no tokenizer loaded, pass --tokenizer",
                            f.path(), pre_name));
       return nullptr;
