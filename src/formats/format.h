@@ -1,0 +1,54 @@
+// The formats traits table: one row per storage format (a block layout plus
+// its kernels). Code asks the table; it does not switch on the type.
+//
+// Format ids equal ggml's type ids, so a GGUF tensor's type is a FormatId.
+// A new format is one new file (its block struct with a static_assert on the
+// size and its bits per weight in a comment, reference quantize / dequantize /
+// dot), one row in its family's table, and one test-table entry.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+namespace lowbit {
+
+enum class FormatId : uint32_t {
+  F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q8_1 = 9,
+  Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15, IQ4_NL = 20, BF16 = 30,
+};
+
+// Quantizes one row of n values (n % block_size == 0) into n / block_size
+// blocks. `importance` ([n] or nullptr) weights each value's squared error in
+// the scale/min search (llama.cpp's imatrix); nullptr = plain error.
+using QuantizeRowFn = void (*)(const float* x, void* y, int64_t n, const float* importance);
+// Expands n values (n % block_size == 0) of one row back to f32.
+using DequantizeRowFn = void (*)(const void* x, float* y, int64_t n);
+// Dot product of one row x of this format with one row y of `dot_with` format, n values.
+using VecDotFn = float (*)(int64_t n, const void* x, const void* y);
+
+struct FormatTraits {
+  FormatId id;
+  const char* name;          // ggml's spelling: "q4_K", "q8_0", "f16"
+  int block_size;            // values per block (1 for f32/f16/bf16)
+  size_t block_bytes;        // bytes per block
+  bool quantized;
+  FormatId dot_with;         // activation format this format's dot product pairs with
+  QuantizeRowFn quantize_row_ref;   // reference: deterministic, used to write files
+  DequantizeRowFn dequantize_row;
+  VecDotFn vec_dot_ref;      // scalar reference dot
+  VecDotFn vec_dot;          // fastest kernel for this CPU (set once at start-up), == ref when none
+
+  double bits_per_weight() const { return 8.0 * double(block_bytes) / double(block_size); }
+};
+
+// The whole table, in id order.
+std::span<const FormatTraits> all_formats();
+// Row for `id`; throws lowbit::Error for an id not in the table.
+const FormatTraits& format_traits(FormatId id);
+// Row by name, case-insensitive ("Q4_K", "q4_k", "f16"); nullptr when unknown.
+const FormatTraits* find_format(std::string_view name);
+// Bytes of one row of n values; throws lowbit::Error when n is not a multiple of the block size.
+size_t row_bytes(FormatId id, int64_t n);
+
+}  // namespace lowbit

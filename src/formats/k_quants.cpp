@@ -1,0 +1,74 @@
+// The k-quant rows of the formats traits table, and the dequantize / dot
+// product kernels the weight formats share once their bits are unpacked
+// (declared in k_quants_search.h). Every weight format's dot product pairs
+// with q8_K activations, as in ggml's CPU backend. vec_dot is the scalar
+// reference until the AVX2 / AVX-512 kernels land.
+#include "core/half.h"
+#include "formats/families.h"
+#include "formats/k_quants.h"
+#include "formats/k_quants_search.h"
+
+namespace lowbit {
+namespace kq {
+
+void dequantize_affine(const AffineSuperBlock& b, const AffineLayout& L, float* y) {
+  const float d = f16_to_f32(b.d), dmin = f16_to_f32(b.dmin);
+  for (int j = 0; j < L.n_sub; ++j) {
+    const float dl = d * float(b.sc[j]), ml = dmin * float(b.m[j]);
+    for (int i = j * L.sub_len; i < (j + 1) * L.sub_len; ++i) y[i] = dl * float(b.q[i]) - ml;
+  }
+}
+
+void dequantize_symmetric(const SymmetricSuperBlock& b, const SymmetricLayout& L, float* y) {
+  const float d = f16_to_f32(b.d);
+  for (int j = 0; j < L.n_sub; ++j) {
+    const float dl = d * float(b.sc[j]);
+    for (int i = j * L.sub_len; i < (j + 1) * L.sub_len; ++i) y[i] = dl * float(b.q[i]);
+  }
+}
+
+double dot_affine_q8_K(const AffineSuperBlock& b, const AffineLayout& L, const BlockQ8_K& y) {
+  int64_t sum_q = 0, sum_m = 0;
+  for (int j = 0; j < L.n_sub; ++j) {
+    int32_t s = 0;
+    for (int i = j * L.sub_len; i < (j + 1) * L.sub_len; ++i) s += int32_t(b.q[i]) * y.qs[i];
+    sum_q += int64_t(b.sc[j]) * s;
+    for (int g = j * L.sub_len / 16; g < (j + 1) * L.sub_len / 16; ++g) sum_m += int64_t(b.m[j]) * y.bsums[g];
+  }
+  return double(y.d) * (double(f16_to_f32(b.d)) * double(sum_q) - double(f16_to_f32(b.dmin)) * double(sum_m));
+}
+
+double dot_symmetric_q8_K(const SymmetricSuperBlock& b, const SymmetricLayout& L, const BlockQ8_K& y) {
+  int64_t sum_q = 0;
+  for (int j = 0; j < L.n_sub; ++j) {
+    int32_t s = 0;
+    for (int i = j * L.sub_len; i < (j + 1) * L.sub_len; ++i) s += int32_t(b.q[i]) * y.qs[i];
+    sum_q += int64_t(b.sc[j]) * s;
+  }
+  return double(y.d) * double(f16_to_f32(b.d)) * double(sum_q);
+}
+
+}  // namespace kq
+
+namespace {
+
+constexpr FormatTraits kRows[] = {
+    {FormatId::Q2_K, "q2_K", kQK_K, sizeof(BlockQ2_K), true, FormatId::Q8_K, quantize_row_q2_K,
+     dequantize_row_q2_K, vec_dot_q2_K_q8_K_ref, vec_dot_q2_K_q8_K_ref},
+    {FormatId::Q3_K, "q3_K", kQK_K, sizeof(BlockQ3_K), true, FormatId::Q8_K, quantize_row_q3_K,
+     dequantize_row_q3_K, vec_dot_q3_K_q8_K_ref, vec_dot_q3_K_q8_K_ref},
+    {FormatId::Q4_K, "q4_K", kQK_K, sizeof(BlockQ4_K), true, FormatId::Q8_K, quantize_row_q4_K,
+     dequantize_row_q4_K, vec_dot_q4_K_q8_K_ref, vec_dot_q4_K_q8_K_ref},
+    {FormatId::Q5_K, "q5_K", kQK_K, sizeof(BlockQ5_K), true, FormatId::Q8_K, quantize_row_q5_K,
+     dequantize_row_q5_K, vec_dot_q5_K_q8_K_ref, vec_dot_q5_K_q8_K_ref},
+    {FormatId::Q6_K, "q6_K", kQK_K, sizeof(BlockQ6_K), true, FormatId::Q8_K, quantize_row_q6_K,
+     dequantize_row_q6_K, vec_dot_q6_K_q8_K_ref, vec_dot_q6_K_q8_K_ref},
+    {FormatId::Q8_K, "q8_K", kQK_K, sizeof(BlockQ8_K), true, FormatId::Q8_K, quantize_row_q8_K,
+     dequantize_row_q8_K, vec_dot_q8_K_q8_K_ref, vec_dot_q8_K_q8_K_ref},
+};
+
+}  // namespace
+
+std::span<const FormatTraits> kquant_formats() { return kRows; }
+
+}  // namespace lowbit

@@ -1,0 +1,535 @@
+// ggml's legacy 32-value block formats: q4_0, q4_1, q5_0, q5_1, q8_0, q8_1
+// (layouts in formats/blocks_legacy.h), plus the family's traits-table rows
+// (iq4_nl's kernels live in iq4_nl.cpp).
+//
+// Quantizers reproduce ggml's bytes exactly (llama.cpp c392e50, ggml-quants.c):
+//  * importance == nullptr: ggml's quantize_row_*_ref ("round to the grid
+//    given by the block's absmax / min-max"), which is also what llama-quantize
+//    writes without an imatrix.
+//  * importance != nullptr (q4_0, q4_1, q5_0, q5_1): ggml's imatrix path
+//    (quantize_q4_0 & co.), a weighted search over scales (and offsets), where
+//    value j of the row weighs importance[j] * sqrt(mean(x^2) + x[j]^2).
+//    One deviation: a block whose importance is all zero is quantized as
+//    without importance (ggml would store a zero scale for q4_0 / q5_0).
+//  q8_0 / q8_1 ignore importance, as ggml does.
+// Reproducing bytes means reproducing float rounding: every expression below
+// keeps ggml's operation order, and FP contraction (a*b+c fused into one FMA)
+// is turned off for this file, because ggml's reference is built without it.
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <cstring>
+
+#include "core/half.h"
+#include "formats/blocks_legacy.h"
+#include "formats/families.h"
+#include "lowbit/error.h"
+
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+namespace lowbit {
+namespace {
+
+constexpr int QK = kLegacyBlock;
+constexpr float kGroupMaxEps = 1e-15f;  // a block whose |x| never exceeds this is all zero
+
+// Round to nearest, ties to even (ggml's nearest_int, valid for |v| < 2^22).
+inline int round_even(float v) { return int(std::nearbyint(v)); }
+
+// ---------------------------------------------------------------- bit packing
+
+// 32 values of 0..15 -> 16 bytes: value j low nibble, value j+16 high nibble.
+void pack_nibbles(const uint8_t* q, uint8_t* qs) {
+  for (int j = 0; j < QK / 2; ++j) qs[j] = uint8_t((q[j] & 0x0F) | (q[j + QK / 2] & 0x0F) << 4);
+}
+void unpack_nibbles(const uint8_t* qs, uint8_t* q) {
+  for (int j = 0; j < QK / 2; ++j) {
+    q[j] = qs[j] & 0x0F;
+    q[j + QK / 2] = qs[j] >> 4;
+  }
+}
+// 32 values of 0..31 -> low nibbles in qs, fifth bits in qh (bit j of a little-endian uint32).
+void pack_fives(const uint8_t* q, uint8_t* qs, uint8_t* qh) {
+  pack_nibbles(q, qs);
+  uint32_t high = 0;
+  for (int j = 0; j < QK; ++j) high |= uint32_t(q[j] >> 4 & 1) << j;
+  for (int b = 0; b < 4; ++b) qh[b] = uint8_t(high >> (8 * b));
+}
+void unpack_fives(const uint8_t* qs, const uint8_t* qh, uint8_t* q) {
+  unpack_nibbles(qs, q);
+  uint32_t high = uint32_t(qh[0]) | uint32_t(qh[1]) << 8 | uint32_t(qh[2]) << 16 | uint32_t(qh[3]) << 24;
+  for (int j = 0; j < QK; ++j) q[j] |= uint8_t((high >> j & 1) << 4);
+}
+
+// ---------------------------------------------------------------- the plain (_ref) roundings
+
+// Symmetric formats (q4_0: nmax 8, q5_0: nmax 16): the value of largest magnitude
+// (first one on ties), with its sign, maps to level 0 i.e. -nmax, so d = max / -nmax;
+// q = min(2*nmax-1, trunc(x/d + nmax + 0.5)).
+float round_symmetric(const float* x, int nmax, uint8_t* q) {
+  float amax = 0.0f, max = 0.0f;
+  for (int j = 0; j < QK; ++j) {
+    if (amax < std::fabs(x[j])) {
+      amax = std::fabs(x[j]);
+      max = x[j];
+    }
+  }
+  const float d = max / float(-nmax);
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  const float bias = float(nmax) + 0.5f;
+  for (int j = 0; j < QK; ++j) q[j] = uint8_t(std::min(2 * nmax - 1, int(x[j] * id + bias)));
+  return d;
+}
+
+// Offset formats (q4_1: nmax 15, q5_1: nmax 31): d = (max - min) / nmax, m = min,
+// q = trunc((x - min)/d + 0.5).
+float round_min_max(const float* x, int nmax, uint8_t* q, float* min_out) {
+  float min = FLT_MAX, max = -FLT_MAX;
+  for (int j = 0; j < QK; ++j) {
+    if (x[j] < min) min = x[j];
+    if (x[j] > max) max = x[j];
+  }
+  const float d = (max - min) / float(nmax);
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  for (int j = 0; j < QK; ++j) q[j] = uint8_t(std::min(nmax, int((x[j] - min) * id + 0.5f)));
+  *min_out = min;
+  return d;
+}
+
+// ---------------------------------------------------------------- the imatrix searches
+
+// Per-value weights of one block for the imatrix path:
+// w[j] = importance[j] * sqrt(sigma2 + x[j]^2), sigma2 = mean of x^2 over the whole row.
+float row_sigma2(const float* x, int64_t n) {
+  float sum = 0;
+  for (int64_t j = 0; j < n; ++j) sum += x[j] * x[j];
+  return sum / float(n);
+}
+// A block whose importance is all zero carries no preference; ggml's searches
+// then collapse (q4_0 / q5_0 store scale 0, iq4_nl a NaN scale), so lowbit
+// quantizes such a block as if no importance had been given.
+bool all_zero(const float* importance) {
+  for (int j = 0; j < QK; ++j)
+    if (importance[j] != 0.0f) return false;
+  return true;
+}
+void block_weights(const float* x, const float* importance, float sigma2, float* w) {
+  for (int j = 0; j < QK; ++j) w[j] = importance[j] * std::sqrt(sigma2 + x[j] * x[j]);
+}
+
+// Weighted symmetric scale search (ggml's make_qx_quants with weights, nmax 8
+// or 16). Levels l = clamp(round(x * iscale), -nmax, nmax-1); for fixed levels
+// the best scale is S_xl / S_ll (S_xl = sum w x l, S_ll = sum w l^2) and the
+// error falls as S_xl^2 / S_ll rises. Tries iscale = -(nmax + k/10) / max for
+// k = 0, +-1 .. +-9 and keeps the best. Writes q = l + nmax; returns the scale.
+float search_symmetric(const float* x, const float* w, int nmax, uint8_t* q) {
+  float amax = 0, max = 0;
+  for (int j = 0; j < QK; ++j) {
+    const float ax = std::fabs(x[j]);
+    if (ax > amax) {
+      amax = ax;
+      max = x[j];
+    }
+  }
+  if (amax < kGroupMaxEps) {
+    std::fill(q, q + QK, uint8_t(0));
+    return 0.0f;
+  }
+  // Sums for one trial inverse scale; writes the levels when `out` is given.
+  auto trial = [&](float iscale, float& sum_xl, float& sum_ll, uint8_t* out) {
+    sum_xl = sum_ll = 0;
+    for (int j = 0; j < QK; ++j) {
+      const int l = std::clamp(round_even(iscale * x[j]), -nmax, nmax - 1);
+      if (out) out[j] = uint8_t(l + nmax);
+      const float fl = float(l);
+      sum_xl += w[j] * x[j] * fl;
+      sum_ll += w[j] * fl * fl;
+    }
+  };
+  float sum_xl, sum_ll;
+  trial(float(-nmax) / max, sum_xl, sum_ll, q);
+  float scale = sum_ll != 0.0f ? sum_xl / sum_ll : 0.0f;
+  float best = scale * sum_xl;
+  for (int k = -9; k <= 9; ++k) {
+    if (k == 0) continue;
+    const float iscale = -(float(nmax) + 0.1f * float(k)) / max;
+    trial(iscale, sum_xl, sum_ll, nullptr);
+    if (sum_ll > 0 && sum_xl * sum_xl > best * sum_ll) {
+      trial(iscale, sum_xl, sum_ll, q);
+      scale = sum_xl / sum_ll;
+      best = scale * sum_xl;
+    }
+  }
+  return scale;
+}
+
+// Weighted scale + offset search (ggml's make_qkx3_quants with weights,
+// rmin -0.9, rdelta 0.05, 36 steps, squared error), for q4_1 (nmax 15) and
+// q5_1 (nmax 31). The offset is the block minimum clamped to <= 0. Starting
+// from the plain min/max grid, tries iscale = (nmax - 0.9 + 0.05 k) / (max - min),
+// k = 0..36; for each set of levels solves the 2x2 weighted least squares for
+// (scale, offset) (offset forced to <= 0) and keeps the lowest weighted error.
+// Writes q in 0..nmax and the offset (value of level 0); returns the scale.
+float search_scale_offset(const float* x, const float* w, int nmax, uint8_t* q, float* offset_out) {
+  float min = x[0], max = x[0];
+  float sum_w = w[0], sum_x = sum_w * x[0];
+  for (int j = 1; j < QK; ++j) {
+    if (x[j] < min) min = x[j];
+    if (x[j] > max) max = x[j];
+    sum_w += w[j];
+    sum_x += w[j] * x[j];
+  }
+  if (min > 0) min = 0;
+  if (max <= min) {
+    std::fill(q, q + QK, uint8_t(0));
+    *offset_out = min;
+    return 0.0f;
+  }
+  float iscale = float(nmax) / (max - min);
+  float scale = 1 / iscale;
+  float best_err = 0;
+  for (int j = 0; j < QK; ++j) {
+    q[j] = uint8_t(std::clamp(round_even(iscale * (x[j] - min)), 0, nmax));
+    float diff = scale * float(q[j]) + min - x[j];
+    diff = diff * diff;
+    best_err += w[j] * diff;
+  }
+  uint8_t trial_q[QK];
+  for (int k = 0; k <= 36; ++k) {
+    iscale = (-0.9f + 0.05f * float(k) + float(nmax)) / (max - min);
+    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+    for (int j = 0; j < QK; ++j) {
+      const int l = std::clamp(round_even(iscale * (x[j] - min)), 0, nmax);
+      trial_q[j] = uint8_t(l);
+      const float fl = float(l);
+      sum_l += w[j] * fl;
+      sum_l2 += w[j] * fl * fl;
+      sum_xl += w[j] * fl * x[j];
+    }
+    const float det = sum_w * sum_l2 - sum_l * sum_l;
+    if (!(det > 0)) continue;
+    float this_scale = (sum_w * sum_xl - sum_x * sum_l) / det;
+    float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / det;
+    if (this_min > 0) {
+      this_min = 0;
+      this_scale = sum_xl / sum_l2;
+    }
+    float err = 0;
+    for (int j = 0; j < QK; ++j) {
+      float diff = this_scale * float(trial_q[j]) + this_min - x[j];
+      diff = diff * diff;
+      err += w[j] * diff;
+    }
+    if (err < best_err) {
+      std::copy(trial_q, trial_q + QK, q);
+      best_err = err;
+      scale = this_scale;
+      min = this_min;
+    }
+  }
+  *offset_out = min;
+  return scale;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- quantize
+
+void quantize_row_q4_0(const float* x, void* vy, int64_t n, const float* importance) {
+  LOWBIT_ASSERT(n % QK == 0);
+  auto* y = static_cast<BlockQ4_0*>(vy);
+  const float sigma2 = importance ? row_sigma2(x, n) : 0.0f;
+  uint8_t q[QK];
+  float w[QK];
+  for (int64_t b = 0; b < n / QK; ++b) {
+    const float* xb = x + b * QK;
+    float d;
+    if (importance && !all_zero(importance + b * QK)) {
+      block_weights(xb, importance + b * QK, sigma2, w);
+      d = search_symmetric(xb, w, 8, q);
+    } else {
+      d = round_symmetric(xb, 8, q);
+    }
+    y[b].d = f32_to_f16(d);
+    pack_nibbles(q, y[b].qs);
+  }
+}
+
+void quantize_row_q5_0(const float* x, void* vy, int64_t n, const float* importance) {
+  LOWBIT_ASSERT(n % QK == 0);
+  auto* y = static_cast<BlockQ5_0*>(vy);
+  const float sigma2 = importance ? row_sigma2(x, n) : 0.0f;
+  uint8_t q[QK];
+  float w[QK];
+  for (int64_t b = 0; b < n / QK; ++b) {
+    const float* xb = x + b * QK;
+    float d;
+    if (importance && !all_zero(importance + b * QK)) {
+      block_weights(xb, importance + b * QK, sigma2, w);
+      d = search_symmetric(xb, w, 16, q);
+    } else {
+      d = round_symmetric(xb, 16, q);
+    }
+    y[b].d = f32_to_f16(d);
+    pack_fives(q, y[b].qs, y[b].qh);
+  }
+}
+
+void quantize_row_q4_1(const float* x, void* vy, int64_t n, const float* importance) {
+  LOWBIT_ASSERT(n % QK == 0);
+  auto* y = static_cast<BlockQ4_1*>(vy);
+  const float sigma2 = importance ? row_sigma2(x, n) : 0.0f;
+  uint8_t q[QK];
+  float w[QK];
+  for (int64_t b = 0; b < n / QK; ++b) {
+    const float* xb = x + b * QK;
+    float d, m;
+    if (importance && !all_zero(importance + b * QK)) {
+      block_weights(xb, importance + b * QK, sigma2, w);
+      d = search_scale_offset(xb, w, 15, q, &m);
+    } else {
+      d = round_min_max(xb, 15, q, &m);
+    }
+    y[b].d = f32_to_f16(d);
+    y[b].m = f32_to_f16(m);
+    pack_nibbles(q, y[b].qs);
+  }
+}
+
+void quantize_row_q5_1(const float* x, void* vy, int64_t n, const float* importance) {
+  LOWBIT_ASSERT(n % QK == 0);
+  auto* y = static_cast<BlockQ5_1*>(vy);
+  const float sigma2 = importance ? row_sigma2(x, n) : 0.0f;
+  uint8_t q[QK];
+  float w[QK];
+  for (int64_t b = 0; b < n / QK; ++b) {
+    const float* xb = x + b * QK;
+    float d, m;
+    if (importance && !all_zero(importance + b * QK)) {
+      block_weights(xb, importance + b * QK, sigma2, w);
+      d = search_scale_offset(xb, w, 31, q, &m);
+    } else {
+      d = round_min_max(xb, 31, q, &m);
+    }
+    y[b].d = f32_to_f16(d);
+    y[b].m = f32_to_f16(m);
+    pack_fives(q, y[b].qs, y[b].qh);
+  }
+}
+
+// q8_0 / q8_1: d = absmax / 127, q = round-half-away-from-zero(x / d).
+namespace {
+float round_q8(const float* x, int8_t* q) {
+  float amax = 0.0f;
+  for (int j = 0; j < QK; ++j) amax = std::max(amax, std::fabs(x[j]));
+  const float d = amax / 127.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  for (int j = 0; j < QK; ++j) q[j] = int8_t(std::round(x[j] * id));
+  return d;
+}
+}  // namespace
+
+void quantize_row_q8_0(const float* x, void* vy, int64_t n, const float*) {
+  LOWBIT_ASSERT(n % QK == 0);
+  auto* y = static_cast<BlockQ8_0*>(vy);
+  for (int64_t b = 0; b < n / QK; ++b) y[b].d = f32_to_f16(round_q8(x + b * QK, y[b].qs));
+}
+
+void quantize_row_q8_1(const float* x, void* vy, int64_t n, const float*) {
+  LOWBIT_ASSERT(n % QK == 0);
+  auto* y = static_cast<BlockQ8_1*>(vy);
+  for (int64_t b = 0; b < n / QK; ++b) {
+    const float d = round_q8(x + b * QK, y[b].qs);
+    int sum = 0;
+    for (int j = 0; j < QK; ++j) sum += y[b].qs[j];
+    y[b].d = f32_to_f16(d);
+    y[b].s = f32_to_f16(float(sum) * d);
+  }
+}
+
+// ---------------------------------------------------------------- dequantize
+
+void dequantize_row_q4_0(const void* vx, float* y, int64_t n) {
+  LOWBIT_ASSERT(n % QK == 0);
+  const auto* x = static_cast<const BlockQ4_0*>(vx);
+  uint8_t q[QK];
+  for (int64_t b = 0; b < n / QK; ++b, y += QK) {
+    const float d = f16_to_f32(x[b].d);
+    unpack_nibbles(x[b].qs, q);
+    for (int j = 0; j < QK; ++j) y[j] = float(int(q[j]) - 8) * d;
+  }
+}
+
+void dequantize_row_q4_1(const void* vx, float* y, int64_t n) {
+  LOWBIT_ASSERT(n % QK == 0);
+  const auto* x = static_cast<const BlockQ4_1*>(vx);
+  uint8_t q[QK];
+  for (int64_t b = 0; b < n / QK; ++b, y += QK) {
+    const float d = f16_to_f32(x[b].d), m = f16_to_f32(x[b].m);
+    unpack_nibbles(x[b].qs, q);
+    for (int j = 0; j < QK; ++j) y[j] = float(q[j]) * d + m;
+  }
+}
+
+void dequantize_row_q5_0(const void* vx, float* y, int64_t n) {
+  LOWBIT_ASSERT(n % QK == 0);
+  const auto* x = static_cast<const BlockQ5_0*>(vx);
+  uint8_t q[QK];
+  for (int64_t b = 0; b < n / QK; ++b, y += QK) {
+    const float d = f16_to_f32(x[b].d);
+    unpack_fives(x[b].qs, x[b].qh, q);
+    for (int j = 0; j < QK; ++j) y[j] = float(int(q[j]) - 16) * d;
+  }
+}
+
+void dequantize_row_q5_1(const void* vx, float* y, int64_t n) {
+  LOWBIT_ASSERT(n % QK == 0);
+  const auto* x = static_cast<const BlockQ5_1*>(vx);
+  uint8_t q[QK];
+  for (int64_t b = 0; b < n / QK; ++b, y += QK) {
+    const float d = f16_to_f32(x[b].d), m = f16_to_f32(x[b].m);
+    unpack_fives(x[b].qs, x[b].qh, q);
+    for (int j = 0; j < QK; ++j) y[j] = float(q[j]) * d + m;
+  }
+}
+
+void dequantize_row_q8_0(const void* vx, float* y, int64_t n) {
+  LOWBIT_ASSERT(n % QK == 0);
+  const auto* x = static_cast<const BlockQ8_0*>(vx);
+  for (int64_t b = 0; b < n / QK; ++b, y += QK) {
+    const float d = f16_to_f32(x[b].d);
+    for (int j = 0; j < QK; ++j) y[j] = float(x[b].qs[j]) * d;
+  }
+}
+
+void dequantize_row_q8_1(const void* vx, float* y, int64_t n) {
+  LOWBIT_ASSERT(n % QK == 0);
+  const auto* x = static_cast<const BlockQ8_1*>(vx);
+  for (int64_t b = 0; b < n / QK; ++b, y += QK) {
+    const float d = f16_to_f32(x[b].d);
+    for (int j = 0; j < QK; ++j) y[j] = float(x[b].qs[j]) * d;
+  }
+}
+
+// ---------------------------------------------------------------- reference dot products
+// Per block: an exact integer sum of level products, scaled by d_x * d_y; blocks
+// accumulate in double. With an offset m (q4_1, q5_1) the block adds
+// m * s_y, s_y being q8_1's stored d_y * sum(q_y) (ggml's formula).
+
+float vec_dot_q4_0_q8_0_ref(int64_t n, const void* vx, const void* vy) {
+  LOWBIT_ASSERT(n % QK == 0);
+  const auto* x = static_cast<const BlockQ4_0*>(vx);
+  const auto* y = static_cast<const BlockQ8_0*>(vy);
+  uint8_t q[QK];
+  double sum = 0;
+  for (int64_t b = 0; b < n / QK; ++b) {
+    unpack_nibbles(x[b].qs, q);
+    int32_t isum = 0;
+    for (int j = 0; j < QK; ++j) isum += (int(q[j]) - 8) * y[b].qs[j];
+    sum += double(f16_to_f32(x[b].d)) * f16_to_f32(y[b].d) * isum;
+  }
+  return float(sum);
+}
+
+float vec_dot_q5_0_q8_0_ref(int64_t n, const void* vx, const void* vy) {
+  LOWBIT_ASSERT(n % QK == 0);
+  const auto* x = static_cast<const BlockQ5_0*>(vx);
+  const auto* y = static_cast<const BlockQ8_0*>(vy);
+  uint8_t q[QK];
+  double sum = 0;
+  for (int64_t b = 0; b < n / QK; ++b) {
+    unpack_fives(x[b].qs, x[b].qh, q);
+    int32_t isum = 0;
+    for (int j = 0; j < QK; ++j) isum += (int(q[j]) - 16) * y[b].qs[j];
+    sum += double(f16_to_f32(x[b].d)) * f16_to_f32(y[b].d) * isum;
+  }
+  return float(sum);
+}
+
+float vec_dot_q4_1_q8_1_ref(int64_t n, const void* vx, const void* vy) {
+  LOWBIT_ASSERT(n % QK == 0);
+  const auto* x = static_cast<const BlockQ4_1*>(vx);
+  const auto* y = static_cast<const BlockQ8_1*>(vy);
+  uint8_t q[QK];
+  double sum = 0;
+  for (int64_t b = 0; b < n / QK; ++b) {
+    unpack_nibbles(x[b].qs, q);
+    int32_t isum = 0;
+    for (int j = 0; j < QK; ++j) isum += int(q[j]) * y[b].qs[j];
+    sum += double(f16_to_f32(x[b].d)) * f16_to_f32(y[b].d) * isum +
+           double(f16_to_f32(x[b].m)) * f16_to_f32(y[b].s);
+  }
+  return float(sum);
+}
+
+float vec_dot_q5_1_q8_1_ref(int64_t n, const void* vx, const void* vy) {
+  LOWBIT_ASSERT(n % QK == 0);
+  const auto* x = static_cast<const BlockQ5_1*>(vx);
+  const auto* y = static_cast<const BlockQ8_1*>(vy);
+  uint8_t q[QK];
+  double sum = 0;
+  for (int64_t b = 0; b < n / QK; ++b) {
+    unpack_fives(x[b].qs, x[b].qh, q);
+    int32_t isum = 0;
+    for (int j = 0; j < QK; ++j) isum += int(q[j]) * y[b].qs[j];
+    sum += double(f16_to_f32(x[b].d)) * f16_to_f32(y[b].d) * isum +
+           double(f16_to_f32(x[b].m)) * f16_to_f32(y[b].s);
+  }
+  return float(sum);
+}
+
+float vec_dot_q8_0_q8_0_ref(int64_t n, const void* vx, const void* vy) {
+  LOWBIT_ASSERT(n % QK == 0);
+  const auto* x = static_cast<const BlockQ8_0*>(vx);
+  const auto* y = static_cast<const BlockQ8_0*>(vy);
+  double sum = 0;
+  for (int64_t b = 0; b < n / QK; ++b) {
+    int32_t isum = 0;
+    for (int j = 0; j < QK; ++j) isum += int(x[b].qs[j]) * y[b].qs[j];
+    sum += double(f16_to_f32(x[b].d)) * f16_to_f32(y[b].d) * isum;
+  }
+  return float(sum);
+}
+
+float vec_dot_q8_1_q8_1_ref(int64_t n, const void* vx, const void* vy) {
+  LOWBIT_ASSERT(n % QK == 0);
+  const auto* x = static_cast<const BlockQ8_1*>(vx);
+  const auto* y = static_cast<const BlockQ8_1*>(vy);
+  double sum = 0;
+  for (int64_t b = 0; b < n / QK; ++b) {
+    int32_t isum = 0;
+    for (int j = 0; j < QK; ++j) isum += int(x[b].qs[j]) * y[b].qs[j];
+    sum += double(f16_to_f32(x[b].d)) * f16_to_f32(y[b].d) * isum;
+  }
+  return float(sum);
+}
+
+// ---------------------------------------------------------------- table rows
+
+namespace {
+// vec_dot == vec_dot_ref until ISA kernels are dispatched.
+const FormatTraits kRows[] = {
+    {FormatId::Q4_0, "q4_0", QK, sizeof(BlockQ4_0), true, FormatId::Q8_0, quantize_row_q4_0, dequantize_row_q4_0,
+     vec_dot_q4_0_q8_0_ref, vec_dot_q4_0_q8_0_ref},
+    {FormatId::Q4_1, "q4_1", QK, sizeof(BlockQ4_1), true, FormatId::Q8_1, quantize_row_q4_1, dequantize_row_q4_1,
+     vec_dot_q4_1_q8_1_ref, vec_dot_q4_1_q8_1_ref},
+    {FormatId::Q5_0, "q5_0", QK, sizeof(BlockQ5_0), true, FormatId::Q8_0, quantize_row_q5_0, dequantize_row_q5_0,
+     vec_dot_q5_0_q8_0_ref, vec_dot_q5_0_q8_0_ref},
+    {FormatId::Q5_1, "q5_1", QK, sizeof(BlockQ5_1), true, FormatId::Q8_1, quantize_row_q5_1, dequantize_row_q5_1,
+     vec_dot_q5_1_q8_1_ref, vec_dot_q5_1_q8_1_ref},
+    {FormatId::Q8_0, "q8_0", QK, sizeof(BlockQ8_0), true, FormatId::Q8_0, quantize_row_q8_0, dequantize_row_q8_0,
+     vec_dot_q8_0_q8_0_ref, vec_dot_q8_0_q8_0_ref},
+    {FormatId::Q8_1, "q8_1", QK, sizeof(BlockQ8_1), true, FormatId::Q8_1, quantize_row_q8_1, dequantize_row_q8_1,
+     vec_dot_q8_1_q8_1_ref, vec_dot_q8_1_q8_1_ref},
+    {FormatId::IQ4_NL, "iq4_nl", QK, sizeof(BlockIQ4_NL), true, FormatId::Q8_0, quantize_row_iq4_nl,
+     dequantize_row_iq4_nl, vec_dot_iq4_nl_q8_0_ref, vec_dot_iq4_nl_q8_0_ref},
+};
+}  // namespace
+
+std::span<const FormatTraits> legacy_formats() { return kRows; }
+
+}  // namespace lowbit

@@ -1,0 +1,80 @@
+// q3_K: 3.4375 bpw. 16 sub-blocks of 16 values, value = d * sc * q, q in -4..3,
+// sc a 6-bit signed integer stored + 32 (ggml-common.h block_q3_K; layout in k_quants.h).
+#include <cstring>
+
+#include "formats/k_quants.h"
+#include "formats/k_quants_search.h"
+#include "lowbit/error.h"
+
+namespace lowbit {
+namespace {
+
+constexpr kq::SymmetricLayout kLayout{16, 16, -4, 3, -32, 31};
+
+void pack(const kq::SymmetricSuperBlock& u, BlockQ3_K& b) {
+  std::memset(&b, 0, sizeof b);
+  for (int j = 0; j < 16; ++j) {
+    int s = u.sc[j] + 32;  // 0..63
+    b.scales[j % 8] |= uint8_t((s & 15) << (j < 8 ? 0 : 4));
+    b.scales[8 + j % 4] |= uint8_t((s >> 4) << (2 * (j / 4)));
+  }
+  for (int i = 0; i < 256; ++i) {
+    int v = u.q[i] + 4;  // 0..7
+    b.qs[32 * (i / 128) + i % 32] |= uint8_t((v & 3) << (2 * (i / 32 % 4)));
+    if (v & 4) b.hmask[i % 32] |= uint8_t(1 << (i / 32));
+  }
+  b.d = u.d;
+}
+
+void unpack(const BlockQ3_K& b, kq::SymmetricSuperBlock& u) {
+  for (int j = 0; j < 16; ++j) {
+    int lo = (b.scales[j % 8] >> (j < 8 ? 0 : 4)) & 15;
+    int hi = (b.scales[8 + j % 4] >> (2 * (j / 4))) & 3;
+    u.sc[j] = int8_t((lo | hi << 4) - 32);
+  }
+  for (int i = 0; i < 256; ++i) {
+    int low = (b.qs[32 * (i / 128) + i % 32] >> (2 * (i / 32 % 4))) & 3;
+    bool high = (b.hmask[i % 32] >> (i / 32)) & 1;
+    u.q[i] = int8_t(low - (high ? 0 : 4));
+  }
+  u.d = b.d;
+}
+
+}  // namespace
+
+void quantize_row_q3_K(const float* x, void* vy, int64_t n, const float* importance) {
+  LOWBIT_ASSERT(n % kQK_K == 0);
+  auto* y = static_cast<BlockQ3_K*>(vy);
+  float w[kQK_K];
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    kq::superblock_weights(importance ? importance + b * kQK_K : nullptr, kLayout.sub_len, w);
+    kq::SymmetricSuperBlock u;
+    kq::search_symmetric(x + b * kQK_K, w, kLayout, u);
+    pack(u, y[b]);
+  }
+}
+
+void dequantize_row_q3_K(const void* vx, float* y, int64_t n) {
+  LOWBIT_ASSERT(n % kQK_K == 0);
+  const auto* x = static_cast<const BlockQ3_K*>(vx);
+  kq::SymmetricSuperBlock u;
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    unpack(x[b], u);
+    kq::dequantize_symmetric(u, kLayout, y + b * kQK_K);
+  }
+}
+
+float vec_dot_q3_K_q8_K_ref(int64_t n, const void* vx, const void* vy) {
+  LOWBIT_ASSERT(n % kQK_K == 0);
+  const auto* x = static_cast<const BlockQ3_K*>(vx);
+  const auto* y = static_cast<const BlockQ8_K*>(vy);
+  kq::SymmetricSuperBlock u;
+  double sum = 0;
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    unpack(x[b], u);
+    sum += kq::dot_symmetric_q8_K(u, kLayout, y[b]);
+  }
+  return float(sum);
+}
+
+}  // namespace lowbit

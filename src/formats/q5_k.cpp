@@ -1,0 +1,78 @@
+// q5_K: 5.5 bpw. 8 sub-blocks of 32 values, value = d * sc * q - dmin * m,
+// q in 0..31, sc and m 6-bit (ggml-common.h block_q5_K; layout in k_quants.h).
+#include <cstring>
+
+#include "formats/k_quants.h"
+#include "formats/k_quants_search.h"
+#include "lowbit/error.h"
+
+namespace lowbit {
+namespace {
+
+constexpr kq::AffineLayout kLayout{8, 32, 31, 63};
+
+void pack(const kq::AffineSuperBlock& u, BlockQ5_K& b) {
+  std::memset(&b, 0, sizeof b);
+  for (int j = 0; j < 8; ++j) set_scale_min_k4(b.scales, j, u.sc[j], u.m[j]);
+  for (int i = 0; i < 256; ++i) {
+    b.qs[32 * (i / 64) + i % 32] |= uint8_t((u.q[i] & 15) << (4 * (i / 32 % 2)));
+    if (u.q[i] & 16) b.qh[i % 32] |= uint8_t(1 << (i / 32));
+  }
+  b.d = u.d;
+  b.dmin = u.dmin;
+}
+
+void unpack(const BlockQ5_K& b, kq::AffineSuperBlock& u) {
+  for (int j = 0; j < 8; ++j) {
+    int sc, m;
+    get_scale_min_k4(b.scales, j, sc, m);
+    u.sc[j] = uint8_t(sc);
+    u.m[j] = uint8_t(m);
+  }
+  for (int i = 0; i < 256; ++i) {
+    int low = (b.qs[32 * (i / 64) + i % 32] >> (4 * (i / 32 % 2))) & 15;
+    int high = (b.qh[i % 32] >> (i / 32)) & 1;
+    u.q[i] = uint8_t(low | high << 4);
+  }
+  u.d = b.d;
+  u.dmin = b.dmin;
+}
+
+}  // namespace
+
+void quantize_row_q5_K(const float* x, void* vy, int64_t n, const float* importance) {
+  LOWBIT_ASSERT(n % kQK_K == 0);
+  auto* y = static_cast<BlockQ5_K*>(vy);
+  float w[kQK_K];
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    kq::superblock_weights(importance ? importance + b * kQK_K : nullptr, kLayout.sub_len, w);
+    kq::AffineSuperBlock u;
+    kq::search_affine(x + b * kQK_K, w, kLayout, u);
+    pack(u, y[b]);
+  }
+}
+
+void dequantize_row_q5_K(const void* vx, float* y, int64_t n) {
+  LOWBIT_ASSERT(n % kQK_K == 0);
+  const auto* x = static_cast<const BlockQ5_K*>(vx);
+  kq::AffineSuperBlock u;
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    unpack(x[b], u);
+    kq::dequantize_affine(u, kLayout, y + b * kQK_K);
+  }
+}
+
+float vec_dot_q5_K_q8_K_ref(int64_t n, const void* vx, const void* vy) {
+  LOWBIT_ASSERT(n % kQK_K == 0);
+  const auto* x = static_cast<const BlockQ5_K*>(vx);
+  const auto* y = static_cast<const BlockQ8_K*>(vy);
+  kq::AffineSuperBlock u;
+  double sum = 0;
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    unpack(x[b], u);
+    sum += kq::dot_affine_q8_K(u, kLayout, y[b]);
+  }
+  return float(sum);
+}
+
+}  // namespace lowbit
