@@ -7,6 +7,7 @@
 
 #include "formats/families.h"
 #include "formats/format.h"
+#include "kernels/dispatch.h"
 #include "lowbit/error.h"
 
 namespace lowbit {
@@ -17,6 +18,8 @@ const std::vector<FormatTraits>& table() {
     std::vector<FormatTraits> r;
     for (auto family : {float_formats(), legacy_formats(), kquant_formats()}) r.insert(r.end(), family.begin(), family.end());
     std::sort(r.begin(), r.end(), [](const FormatTraits& a, const FormatTraits& b) { return a.id < b.id; });
+    for (auto& f : r)  // fastest kernel for this CPU (kernels/dispatch.h); the reference when none
+      if (VecDotFn fast = best_vec_dot(f.id)) f.vec_dot = fast;
     return r;
   }();
   return rows;

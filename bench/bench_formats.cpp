@@ -1,0 +1,131 @@
+// Matrix-vector speed per storage format: y = W x with W [n_out, n_in] in the
+// format and x f32, the memory-bound step of token generation.
+//
+// Per call: x is quantized to the format's dot_with format (included in the
+// time), then every row of W is dotted with it (OpenMP over rows, all threads).
+// Reported: GB/s of weight bytes read, and that rate as a share of this
+// machine's memory read bandwidth, measured here first (sum a 1 GiB buffer of
+// floats with all threads, best of 5).
+//
+// Shapes: [4096 out, 14336 in] and [14336 out, 4096 in] (a 8B-class FFN).
+// Each format runs with the dispatched kernel ("fast", the ISA printed in the
+// setup; force one with LOWBIT_ISA=ref|avx2|avx512) and with the scalar reference ("ref").
+//
+// Run: build/bench_formats [--benchmark_filter=q4_K]
+#include <benchmark/benchmark.h>
+#include <omp.h>
+
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/cpu_features.h"
+#include "formats/format.h"
+#include "kernels/dispatch.h"
+
+using namespace lowbit;
+
+namespace {
+
+// Memory read bandwidth in GB/s (1e9 bytes), measured once.
+double memory_read_gbs() {
+  static const double gbs = [] {
+    const size_t n = size_t(1) << 28;  // 1 GiB of floats
+    std::vector<float> buf(n);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; ++i) buf[i] = 1.0f;  // first touch by the reading threads
+    double best = 0;
+    for (int rep = 0; rep < 5; ++rep) {
+      const auto t0 = std::chrono::steady_clock::now();
+      double total = 0;
+#pragma omp parallel for schedule(static) reduction(+ : total)
+      for (size_t i = 0; i < n; ++i) total += buf[i];
+      benchmark::DoNotOptimize(total);
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      best = std::max(best, double(n * sizeof(float)) / s / 1e9);
+    }
+    return best;
+  }();
+  return gbs;
+}
+
+// W [n_out, n_in] in format f: 16 distinct rows quantized with the reference
+// quantizer, repeated over all rows (the k-quant searches are too slow to run
+// on 58M values; the bytes read are the same).
+std::vector<uint8_t> make_weights(const FormatTraits& f, int64_t n_out, int64_t n_in) {
+  const size_t rb = row_bytes(f.id, n_in);
+  std::vector<uint8_t> w(rb * size_t(n_out));
+  std::mt19937 rng(42);
+  std::normal_distribution<float> g(0.f, 0.02f);
+  std::vector<float> row(static_cast<size_t>(n_in));
+  const int64_t distinct = 16;
+  for (int64_t r = 0; r < distinct && r < n_out; ++r) {
+    for (auto& v : row) v = g(rng);
+    f.quantize_row_ref(row.data(), w.data() + size_t(r) * rb, n_in, nullptr);
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t r = distinct; r < n_out; ++r)
+    std::copy_n(w.data() + size_t(r % distinct) * rb, rb, w.data() + size_t(r) * rb);
+  return w;
+}
+
+void BM_matvec(benchmark::State& state, FormatId id, bool fast, int64_t n_out, int64_t n_in) {
+  const FormatTraits& f = format_traits(id);
+  const FormatTraits& act = format_traits(f.dot_with);
+  const VecDotFn dot = fast ? f.vec_dot : f.vec_dot_ref;
+  const std::vector<uint8_t> w = make_weights(f, n_out, n_in);  // [n_out, n_in] in f
+  const size_t rb = row_bytes(id, n_in);
+  std::vector<float> x(static_cast<size_t>(n_in));               // [n_in]
+  std::mt19937 rng(1);
+  std::normal_distribution<float> g(0.f, 1.f);
+  for (auto& v : x) v = g(rng);
+  std::vector<uint8_t> qx(row_bytes(act.id, n_in));              // x in the dot_with format
+  std::vector<float> y(static_cast<size_t>(n_out));              // [n_out]
+  for (auto _ : state) {
+    act.quantize_row_ref(x.data(), qx.data(), n_in, nullptr);
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < n_out; ++r) y[size_t(r)] = dot(n_in, w.data() + size_t(r) * rb, qx.data());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  const double gb = double(w.size()) / 1e9;
+  state.counters["GB/s"] = benchmark::Counter(gb, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["of_mem_bw"] = benchmark::Counter(gb / memory_read_gbs(), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["MiB"] = double(w.size()) / (1 << 20);
+}
+
+void register_all() {
+  const FormatId weights[] = {FormatId::F16,  FormatId::BF16, FormatId::Q8_0, FormatId::Q4_0, FormatId::Q4_1,
+                              FormatId::Q5_0, FormatId::Q5_1, FormatId::IQ4_NL, FormatId::Q2_K, FormatId::Q3_K,
+                              FormatId::Q4_K, FormatId::Q5_K, FormatId::Q6_K};
+  const int64_t shapes[][2] = {{4096, 14336}, {14336, 4096}};  // [n_out, n_in]
+  for (FormatId id : weights)
+    for (auto& s : shapes)
+      for (bool fast : {true, false}) {
+        const std::string name = std::string("matvec/") + format_traits(id).name + "/" + std::to_string(s[0]) + "x" +
+                                 std::to_string(s[1]) + "/" + (fast ? "fast" : "ref");
+        benchmark::RegisterBenchmark(name.c_str(), BM_matvec, id, fast, s[0], s[1])
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime()
+            ->MinTime(0.3);
+      }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::printf("cpu features : %s\n", cpu_features_string().c_str());
+  std::printf("ISA          : %s (best supported %s; LOWBIT_ISA forces ref|avx2|avx512)\n", isa_name(active_isa()),
+              isa_name(best_isa_supported()));
+  std::printf("threads      : %d (OpenMP, over rows)\n", omp_get_max_threads());
+  std::printf("memory read  : %.1f GB/s (sum of a 1 GiB f32 buffer, all threads, best of 5)\n", memory_read_gbs());
+  std::fflush(stdout);
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

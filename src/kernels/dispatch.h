@@ -1,0 +1,29 @@
+// Runtime choice of the fastest dot-product kernel for each format.
+//
+// The ISA level is picked once: the best this CPU supports (core/cpu_features.h),
+// or the level forced by the environment variable LOWBIT_ISA=ref|avx2|avx512
+// (tests and benchmarks use it; a level the CPU lacks falls back to the best one
+// it has, never to an illegal instruction).
+#pragma once
+#include "formats/format.h"
+
+namespace lowbit {
+
+enum class IsaLevel { Ref = 0, Avx2 = 1, Avx512 = 2 };
+
+const char* isa_name(IsaLevel level);
+// Highest level this CPU supports.
+IsaLevel best_isa_supported();
+// Level in use: LOWBIT_ISA (clamped to what the CPU supports) or best_isa_supported().
+IsaLevel active_isa();
+
+// Fastest kernel for `id` at `level` (clamped to the CPU), or nullptr when the
+// level has none for this format (the caller keeps the reference kernel).
+VecDotFn vec_dot_for_isa(FormatId id, IsaLevel level);
+// vec_dot_for_isa(id, active_isa()).
+VecDotFn best_vec_dot(FormatId id);
+
+// Per-ISA kernel tables (dot_avx2.cpp, dot_avx512.cpp); nullptr = none.
+VecDotFn avx2_vec_dot(FormatId id);
+
+}  // namespace lowbit
