@@ -2,14 +2,14 @@
 // building blocks both families share (norms, attention). The per-family layers
 // are in forward_llama.cpp and forward_gpt2.cpp.
 //
-// Threads: one OpenMP pool of n_threads does all parallel work (matmul tiles,
-// attention, elementwise loops: num_threads(n_threads)). OpenBLAS is set to one
-// thread for the duration of forward() and restored after: each matmul tile is
-// one single-threaded BLAS call (see matmul.cpp for why two pools are slower).
-// Results do not depend on n_threads.
+// Threads: n_threads OpenMP threads for attention and elementwise loops
+// (num_threads(n_threads); small loops stay on the calling thread) and for the
+// generation-regime matmul tiles; n_threads OpenBLAS threads for prompt-sized
+// matmuls (matmul.cpp sets and restores openblas_set_num_threads per call).
 #include <cblas.h>
 #include <fmt/format.h>
 #include <omp.h>
+#include <smmintrin.h>
 
 #include <algorithm>
 #include <cmath>
@@ -27,8 +27,10 @@ namespace {
 // A forward() call is processed in chunks of at most this many tokens, which
 // bounds the scratch buffers ([kMaxBatch, hidden]) whatever the prompt length.
 constexpr int kMaxBatch = 512;
-// Elementwise loops smaller than this run on one thread (a parallel region costs microseconds).
-constexpr int64_t kParallelMinElems = 1 << 15;
+// Loops smaller than this run on the calling thread: a parallel region costs
+// microseconds on a quiet machine and far more on a loaded one.
+constexpr int64_t kParallelMinElems = 1 << 16;       // elementwise loops
+constexpr int64_t kParallelMinAttention = 1 << 18;   // attention multiply-adds
 }  // namespace
 
 // ---------------------------------------------------------------- state ----
@@ -88,7 +90,10 @@ ForwardState::ForwardState(const Model& m, int n_ctx_, int n_threads_)
     fail(model.path, fmt::format("cannot allocate the KV cache ({:.2f} GiB for {} tokens)", 2.0 * kv * 4 / (1 << 30), n_ctx),
          "use a smaller context (--ctx)");
   }
-  scores.resize(size_t(n_threads) * size_t(n_ctx));
+  // Attention query blocks: up to 64 rows, fewer for long contexts so that each
+  // thread's score block [att_block, n_ctx] stays within 1M floats.
+  att_block = int(std::clamp<int64_t>((int64_t(1) << 20) / n_ctx, 1, 64));
+  scores.resize(size_t(n_threads) * size_t(att_block) * size_t(n_ctx));
 }
 
 const float* ForwardState::vector_f32(const TensorView* t) {
@@ -161,48 +166,97 @@ void add_inplace(float* x, const float* y, int64_t count, int nt) {
   for (int64_t i = 0; i < count; ++i) x[i] += y[i];
 }
 
+namespace {
+
+// e^x for x <= 0, accurate to a few ulp: e^x = 2^n * e^r with n = round(x / ln 2),
+// |r| <= ln(2)/2, e^r by its degree-6 Taylor polynomial (truncation error < 2e-8
+// there). libm's expf is a scalar call and was the hot spot of softmax for small
+// heads; this runs 4 lanes at once with SSE4.1 (in the x86-64-v2 baseline). The
+// scalar version below computes the same thing for loop tails.
+inline __m128 exp_nonpositive_ps(__m128 x) {
+  x = _mm_max_ps(x, _mm_set1_ps(-87.0f));  // e^-87 ~ 1.6e-38, the smallest normal float: below it 0 is as good
+  const __m128 n = _mm_round_ps(_mm_mul_ps(x, _mm_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  // r = x - n ln 2, with ln 2 split in two so that n * ln2_hi is exact
+  const __m128 r = _mm_sub_ps(_mm_sub_ps(x, _mm_mul_ps(n, _mm_set1_ps(0.693145752f))),
+                              _mm_mul_ps(n, _mm_set1_ps(1.42860677e-6f)));
+  __m128 p = _mm_set1_ps(1.0f / 720.0f);
+  for (float coef : {1.0f / 120.0f, 1.0f / 24.0f, 1.0f / 6.0f, 0.5f, 1.0f, 1.0f})
+    p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(coef));
+  const __m128i two_n = _mm_slli_epi32(_mm_add_epi32(_mm_cvtps_epi32(n), _mm_set1_epi32(127)), 23);  // 2^n
+  return _mm_mul_ps(p, _mm_castsi128_ps(two_n));
+}
+
+inline float exp_nonpositive(float x) { return _mm_cvtss_f32(exp_nonpositive_ps(_mm_set_ss(x))); }
+
+// row[0, valid) = softmax(row[0, valid)); row[valid, width) = 0 (the causal mask).
+void softmax_masked(float* row, int valid, int width) {
+  __m128 vmax = _mm_set1_ps(-std::numeric_limits<float>::infinity());
+  int t = 0;
+  for (; t + 4 <= valid; t += 4) vmax = _mm_max_ps(vmax, _mm_loadu_ps(row + t));
+  float lanes[4];
+  _mm_storeu_ps(lanes, vmax);
+  float mx = std::max(std::max(lanes[0], lanes[1]), std::max(lanes[2], lanes[3]));
+  for (; t < valid; ++t) mx = std::max(mx, row[t]);
+  const __m128 vmx = _mm_set1_ps(mx);
+  __m128 vsum = _mm_setzero_ps();
+  t = 0;
+  for (; t + 4 <= valid; t += 4) {
+    const __m128 e = exp_nonpositive_ps(_mm_sub_ps(_mm_loadu_ps(row + t), vmx));
+    _mm_storeu_ps(row + t, e);
+    vsum = _mm_add_ps(vsum, e);
+  }
+  _mm_storeu_ps(lanes, vsum);
+  float sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+  for (; t < valid; ++t) {
+    row[t] = exp_nonpositive(row[t] - mx);
+    sum += row[t];
+  }
+  const float inv = 1.0f / sum;
+  for (int i = 0; i < valid; ++i) row[i] *= inv;
+  std::fill(row + valid, row + width, 0.0f);
+}
+
+}  // namespace
+
+// Per task = (head h, block of up to att_block query rows [i0, i1)), with BLAS:
+//   S[b, n_keys] = scale · Q_h[i0:i1] · K_h[0:n_keys]^T      (n_keys = pos + i1)
+//   row r of S: softmax over its causal keys [0, pos + i0 + r], zeros after
+//   out_h[i0:i1] = S · V_h[0:n_keys]
+// (Q_h, K_h, V_h are strided column slices: heads are concatenated in each row.)
+// One query row (decoding) uses sgemv. Blocks depend on n_ctx only, never on
+// the thread count, so results are identical for any n_threads.
 void attention(ForwardState& s, int layer, const float* q, int64_t q_stride, int n, int pos, float* out) {
   const ModelConfig& c = s.c;
   const int hd = c.head_dim, n_heads = c.n_heads, group = c.n_heads / c.n_kv_heads;
-  const int64_t kv_dim = c.kv_dim(), q_dim = c.q_dim();
+  const int kv_dim = c.kv_dim(), q_dim = c.q_dim();
   const float* K = s.k_row(layer, 0);  // [n_ctx, kv_dim]
   const float* V = s.v_row(layer, 0);  // [n_ctx, kv_dim]
   const float scale = 1.0f / std::sqrt(float(hd));
-  const int64_t n_tasks = int64_t(n) * n_heads;
-  // Multiply-adds, roughly: tiny attentions run on the calling thread.
-  const int64_t work = n_tasks * (pos + n) * hd;
-  // One task = one (query row, head). Later rows see more keys: dynamic schedule.
-#pragma omp parallel for num_threads(s.n_threads) schedule(dynamic, 1) if (n_tasks > 1 && work >= kParallelMinElems)
+  const int B = s.att_block;
+  const int n_blocks = (n + B - 1) / B;
+  const int64_t n_tasks = int64_t(n_heads) * n_blocks;
+  const int64_t work = int64_t(n) * n_heads * (pos + n) * hd;  // multiply-adds, roughly
+  ScopedBlasThreads single(1);  // BLAS runs inside the OpenMP loop
+  // Later blocks see more keys: dynamic schedule.
+#pragma omp parallel for num_threads(s.n_threads) schedule(dynamic, 1) if (n_tasks > 1 && work >= kParallelMinAttention)
   for (int64_t task = 0; task < n_tasks; ++task) {
-    const int i = int(task / n_heads), h = int(task % n_heads);
-    const int n_keys = pos + i + 1;  // causal: keys at positions [0, pos + i]
-    const float* qh = q + i * q_stride + int64_t(h) * hd;  // [hd]
-    const int64_t kv_off = int64_t(h / group) * hd;
-    float* sc = s.scores.data() + int64_t(omp_get_thread_num()) * s.n_ctx;  // [n_keys]
-
-    float mx = -std::numeric_limits<float>::infinity();
-    for (int t = 0; t < n_keys; ++t) {
-      const float* kt = K + t * kv_dim + kv_off;
-      float d = 0.0f;
-#pragma omp simd reduction(+ : d)
-      for (int e = 0; e < hd; ++e) d += qh[e] * kt[e];
-      sc[t] = d * scale;
-      mx = std::max(mx, sc[t]);
+    const int h = int(task % n_heads), blk = int(task / n_heads);
+    const int i0 = blk * B, b = std::min(B, n - i0), n_keys = pos + i0 + b;
+    const int64_t kv_off = int64_t(h / group) * hd;  // GQA: the KV head this query head reads
+    const float* Qh = q + i0 * q_stride + int64_t(h) * hd;  // [b, hd], row stride q_stride
+    float* Oh = out + int64_t(i0) * q_dim + int64_t(h) * hd;  // [b, hd], row stride q_dim
+    float* S = s.scores.data() + int64_t(omp_get_thread_num()) * B * s.n_ctx;  // [b, n_keys]
+    if (b == 1) {
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, n_keys, hd, scale, K + kv_off, kv_dim, Qh, 1, 0.0f, S, 1);
+      softmax_masked(S, n_keys, n_keys);
+      cblas_sgemv(CblasRowMajor, CblasTrans, n_keys, hd, 1.0f, V + kv_off, kv_dim, S, 1, 0.0f, Oh, 1);
+      continue;
     }
-    float sum = 0.0f;
-    for (int t = 0; t < n_keys; ++t) {
-      sc[t] = std::exp(sc[t] - mx);
-      sum += sc[t];
-    }
-    const float inv_sum = 1.0f / sum;
-    float* oh = out + i * q_dim + int64_t(h) * hd;  // [hd]
-    std::fill(oh, oh + hd, 0.0f);
-    for (int t = 0; t < n_keys; ++t) {
-      const float p = sc[t] * inv_sum;
-      const float* vt = V + t * kv_dim + kv_off;
-#pragma omp simd
-      for (int e = 0; e < hd; ++e) oh[e] += p * vt[e];
-    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, n_keys, hd, scale, Qh, int(q_stride), K + kv_off, kv_dim,
+                0.0f, S, n_keys);
+    for (int r = 0; r < b; ++r) softmax_masked(S + int64_t(r) * n_keys, pos + i0 + r + 1, n_keys);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b, hd, n_keys, 1.0f, S, n_keys, V + kv_off, kv_dim, 0.0f,
+                Oh, q_dim);
   }
 }
 
@@ -270,12 +324,6 @@ void Runner::forward(std::span<const int32_t> tokens, int pos, bool all_logits, 
                                     c.n_vocab),
            "the tokenizer does not match this model");
 
-  // OpenBLAS single-threaded while we run (matmul tiles are parallel over OpenMP); restored on exit.
-  struct BlasThreads {
-    int prev = openblas_get_num_threads();
-    BlasThreads() { if (prev != 1) openblas_set_num_threads(1); }
-    ~BlasThreads() { if (prev != 1) openblas_set_num_threads(prev); }
-  } blas_threads;
   const int64_t V = c.n_vocab;
   logits.resize(size_t(all_logits ? n : 1) * size_t(V));
 

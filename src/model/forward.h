@@ -15,6 +15,8 @@ class Runner {
   // n_ctx: KV-cache length (tokens). n_threads <= 0: all cores.
   Runner(const Model& model, int n_ctx, int n_threads = 0);
   ~Runner();
+  Runner(const Runner&) = delete;
+  Runner& operator=(const Runner&) = delete;
 
   // Runs `tokens` at positions [pos, pos + n) (pos = tokens already in the
   // cache, which it must equal or undercut to rewind). Fills `logits` with

@@ -47,7 +47,7 @@ void gpt2_layer(ForwardState& s, int l, int n, int pos) {
   // --- MLP ---
   layernorm(x, w.ffn_norm_w, w.ffn_norm_b, n, dim, c.norm_eps, xb, nt);
   matmul(*w.w_up, xb, n, hb, nt);
-#pragma omp parallel for num_threads(nt) if (int64_t(n) * hidden >= (1 << 15))
+#pragma omp parallel for num_threads(nt) if (int64_t(n) * hidden >= (1 << 16))
   for (int i = 0; i < n; ++i) {
     float* h = hb + int64_t(i) * hidden;
     for (int j = 0; j < hidden; ++j) h[j] = gelu_new(h[j] + w.b_up[j]);

@@ -68,6 +68,7 @@ namespace {
 void apply_rope(ForwardState& s, float* rows, int64_t stride, int n_heads, int n) {
   const int hd = s.c.head_dim, half = hd / 2;
   const bool neox = s.c.rope_style == RopeStyle::NeoX;
+#pragma omp parallel for num_threads(s.n_threads) if (int64_t(n) * n_heads * hd >= (1 << 16))
   for (int i = 0; i < n; ++i) {
     const float* cs = s.rope_cos.data() + int64_t(i) * half;
     const float* sn = s.rope_sin.data() + int64_t(i) * half;
@@ -119,7 +120,7 @@ void llama_layer(ForwardState& s, int l, int n, int pos) {
   matmul(*w.w_gate, xb, n, hb, nt);
   matmul(*w.w_up, xb, n, hb2, nt);
   const int64_t count = int64_t(n) * hidden;
-#pragma omp parallel for num_threads(nt) if (count >= (1 << 15))
+#pragma omp parallel for num_threads(nt) if (count >= (1 << 16))
   for (int64_t i = 0; i < count; ++i) {
     const float g = hb[i];
     hb[i] = g / (1.0f + std::exp(-g)) * hb2[i];  // silu(gate) * up

@@ -72,7 +72,8 @@ struct ForwardState {
   std::vector<float> q;       // [cap, q_width]      Llama: q [q_dim]; GPT-2: fused qkv [3*dim]
   std::vector<float> att;     // [cap, q_dim]        attention output (heads concatenated)
   std::vector<float> hb, hb2; // [cap, hidden]       FFN activations
-  std::vector<float> scores;  // [n_threads, n_ctx]  one attention-score row per thread
+  int att_block = 1;          // query rows per attention task (depends on n_ctx only)
+  std::vector<float> scores;  // [n_threads, att_block, n_ctx]  attention scores, one block per thread
   void reserve(int n_rows);
 
   // f32 copies of small vectors stored as f16/bf16 (deque: addresses stay put).

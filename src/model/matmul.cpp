@@ -1,25 +1,37 @@
 // Y[n_tok, n_out] = X[n_tok, n_in] · W[n_out, n_in]^T for f32 / f16 / bf16 weights.
 //
-// One thread pool: the work is cut into fixed tiles that OpenMP threads take
-// (schedule dynamic), each tile computed by a single-threaded OpenBLAS call.
-// Mixing OpenBLAS's own pthread pool with the forward pass's OpenMP loops makes
-// the two pools' spin-waiting threads fight over the cores (measured: 50x
-// slower decoding on a loaded 2-core machine), and OpenBLAS's thread-count-
-// dependent partitioning would make results depend on the thread count. Tiles
-// here do not depend on n_threads, so results are bit-identical for any count.
+// Two regimes, chosen by the size of the product:
 //
-// Tiles: kRowTile weight rows x kTokTile tokens.
-//   f32:       W is used in place (a view into the mapped file): per tile one
-//              cblas_sgemm, or cblas_sgemv when n_tok == 1.
-//   f16, bf16: rows are converted to f32 on the fly, in per-thread buffers.
-//              Few tokens (n_tok < kHalfPanelMinTokens, i.e. generation): each
-//                row is converted into a [n_in] buffer (stays in L1/L2) and dotted
-//                with every X row; W is read exactly once.
-//              Many tokens (prompt processing): a task converts its kRowTile-row
-//                panel [kRowTile, n_in] once, then runs one sgemm per token tile.
+//   Tiled (n_out * n_in * n_tok < kBlasThreadedMinMacs: decoding, small models,
+//     short prompts): the weight rows are cut into fixed tiles of kRowTile rows
+//     that OpenMP threads take (schedule dynamic); OpenBLAS runs single-threaded
+//     inside each tile, so only one thread pool is ever busy.
+//       f32:       W used in place (a view into the mapped file): per tile one
+//                  cblas_sgemv (n_tok == 1) or cblas_sgemm.
+//       f16, bf16: n_tok < kHalfRowDotMaxTokens: each row is converted into a
+//                  per-thread buffer [n_in] (stays in L1/L2) and dotted with every
+//                  X row, so W is read exactly once; otherwise a tile's rows are
+//                  converted into a per-thread panel [kRowTile, n_in], then sgemm.
+//     Tiles do not depend on the thread count: results are bit-identical for any
+//     n_threads.
 //
-// OpenBLAS is switched to one thread for the duration (and restored after);
-// Runner does this once per forward() so matmul finds it already so.
+//   Threaded BLAS (large products: prompt processing on big layers): one
+//     cblas_sgemm with OpenBLAS threaded over n_threads, which packs X once and
+//     shares it between its threads (fixed tiles would each re-pack their X
+//     slice: measured 40 against 66 GFLOP/s on 512 x 4096 x 4096, 2 threads).
+//       f16, bf16: W is walked in panels of ~kHalfPanelFloats; OpenMP threads
+//                  convert a panel to f32, then one threaded sgemm uses it.
+//     OpenBLAS partitions by thread count, so the last bits can differ between
+//     thread counts (results are deterministic for a fixed count).
+//
+// Why not OpenBLAS threads everywhere: its pthread pool and the forward pass's
+// OpenMP loops then alternate quickly, and each pool's spin-waiting threads
+// steal the cores the other needs. Measured (stories260K, 40 greedy tokens,
+// 2 threads, busy 2-core machine): 1059 ms with threaded OpenBLAS next to the
+// OpenMP loops, 19 ms with OMP_WAIT_POLICY=passive, 4-8 ms with one pool.
+// The threshold keeps each threaded call long (milliseconds at 7B sizes), so
+// the few pool switches per layer are noise there.
+// OpenBLAS's thread count is set for each call and restored after.
 
 #include <cblas.h>
 #include <immintrin.h>
@@ -38,10 +50,11 @@ namespace lowbit {
 
 namespace {
 
-constexpr int64_t kRowTile = 128;         // weight rows per task
-constexpr int kTokTile = 256;             // activation rows per sgemm call
-constexpr int kHalfPanelMinTokens = 8;    // f16/bf16: below this, row-by-row conversion + dots
-constexpr int64_t kParallelMinMacs = 1 << 17;  // smaller products run on the calling thread
+constexpr int64_t kBlasThreadedMinMacs = int64_t(1) << 31;  // from here on: one threaded sgemm
+constexpr int64_t kRowTile = 64;                // weight rows per task in the tiled regime
+constexpr int kHalfRowDotMaxTokens = 16;        // f16/bf16 tiled: below this, row-by-row dots
+constexpr int64_t kHalfPanelFloats = 8 << 20;   // f16/bf16 threaded: panel of 32 MiB of f32
+constexpr int64_t kParallelMinMacs = 1 << 20;   // smaller products run on the calling thread (~100 us)
 
 // ---- f16 / bf16 -> f32 row conversion ----------------------------------
 
@@ -79,21 +92,7 @@ inline float dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
-// Makes OpenBLAS single-threaded while alive (tiles are parallelised by OpenMP).
-class BlasSingleThread {
- public:
-  BlasSingleThread() : prev_(openblas_get_num_threads()) {
-    if (prev_ != 1) openblas_set_num_threads(1);
-  }
-  ~BlasSingleThread() {
-    if (prev_ != 1) openblas_set_num_threads(prev_);
-  }
-  BlasSingleThread(const BlasSingleThread&) = delete;
-  BlasSingleThread& operator=(const BlasSingleThread&) = delete;
-
- private:
-  int prev_;
-};
+using BlasThreads = ScopedBlasThreads;
 
 // Per-thread f32 scratch; OpenMP worker threads persist, so it grows once per thread.
 float* thread_buffer(size_t n) {
@@ -102,59 +101,81 @@ float* thread_buffer(size_t n) {
   return buf.data();
 }
 
-// Y[t0:t0+nt_, r0:r0+rows] = X[t0:t0+nt_, :] · W[r0:r0+rows, :]^T   (ldc = n_out)
-inline void sgemm_tile(const float* X, int n_tok, int64_t n_in, const float* W, int64_t rows, int64_t n_out, float* Y) {
+// Y[n_tok, n_out] = X[n_tok, n_in] · W[n_out, n_in]^T, one BLAS call (ldc = ldy).
+inline void blas_matmul(const float* X, int n_tok, int64_t n_in, const float* W, int64_t n_out, float* Y,
+                        int64_t ldy) {
   if (n_tok == 1)
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, int(rows), int(n_in), 1.0f, W, int(n_in), X, 1, 0.0f, Y, 1);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, int(n_out), int(n_in), 1.0f, W, int(n_in), X, 1, 0.0f, Y, 1);
   else
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_tok, int(rows), int(n_in), 1.0f, X, int(n_in), W,
-                int(n_in), 0.0f, Y, int(n_out));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_tok, int(n_out), int(n_in), 1.0f, X, int(n_in), W,
+                int(n_in), 0.0f, Y, int(ldy));
 }
 
 void matmul_f32(const float* W, int64_t n_out, int64_t n_in, const float* X, int n_tok, float* Y, int nt) {
-  const int64_t row_tiles = (n_out + kRowTile - 1) / kRowTile;
-  const int64_t tok_tiles = (n_tok + kTokTile - 1) / kTokTile;
-  const int64_t n_tasks = row_tiles * tok_tiles;
-  const bool parallel = n_tasks > 1 && nt > 1 && n_out * n_in * n_tok >= kParallelMinMacs;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (parallel)
-  for (int64_t task = 0; task < n_tasks; ++task) {
-    const int64_t r0 = (task % row_tiles) * kRowTile, rows = std::min(kRowTile, n_out - r0);
-    const int t0 = int(task / row_tiles) * kTokTile, toks = std::min(kTokTile, n_tok - t0);
-    sgemm_tile(X + int64_t(t0) * n_in, toks, n_in, W + r0 * n_in, rows, n_out, Y + int64_t(t0) * n_out + r0);
+  const int64_t macs = n_out * n_in * n_tok;
+  if (macs >= kBlasThreadedMinMacs && nt > 1) {
+    BlasThreads threads(nt);
+    blas_matmul(X, n_tok, n_in, W, n_out, Y, n_out);
+    return;
+  }
+  BlasThreads single(1);  // BLAS is called from inside the OpenMP loop below
+  const int64_t n_tiles = (n_out + kRowTile - 1) / kRowTile;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (n_tiles > 1 && nt > 1 && macs >= kParallelMinMacs)
+  for (int64_t tile = 0; tile < n_tiles; ++tile) {
+    const int64_t r0 = tile * kRowTile, rows = std::min(kRowTile, n_out - r0);
+    // Y[:, r0:r0+rows] = X · W[r0:r0+rows]^T
+    blas_matmul(X, n_tok, n_in, W + r0 * n_in, rows, Y + r0, n_out);
   }
 }
 
 void matmul_half(const uint16_t* W, int64_t n_out, int64_t n_in, RowConverter convert, const float* X, int n_tok,
                  float* Y, int nt) {
-  const int64_t row_tiles = (n_out + kRowTile - 1) / kRowTile;
-  const bool parallel = row_tiles > 1 && nt > 1 && n_out * n_in * n_tok >= kParallelMinMacs;
-  if (n_tok < kHalfPanelMinTokens) {
-    // Generation: convert one row at a time (row buffer [n_in]) and dot it with each token.
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (parallel)
-    for (int64_t tile = 0; tile < row_tiles; ++tile) {
-      float* row = thread_buffer(size_t(n_in));
-      const int64_t r_end = std::min(n_out, (tile + 1) * kRowTile);
-      for (int64_t r = tile * kRowTile; r < r_end; ++r) {
-        convert(W + r * n_in, row, n_in);
-        for (int t = 0; t < n_tok; ++t) Y[int64_t(t) * n_out + r] = dot(row, X + int64_t(t) * n_in, n_in);
-      }
+  const int64_t macs = n_out * n_in * n_tok;
+  if (macs >= kBlasThreadedMinMacs && nt > 1) {
+    // Panels of rows converted by all threads into one f32 buffer [panel_rows, n_in]
+    // of the calling thread, then one threaded sgemm per panel.
+    const int64_t panel_rows = std::clamp<int64_t>(kHalfPanelFloats / n_in, kRowTile, n_out);
+    float* panel = thread_buffer(size_t(panel_rows * n_in));
+    BlasThreads threads(nt);
+    for (int64_t r0 = 0; r0 < n_out; r0 += panel_rows) {
+      const int64_t rows = std::min(panel_rows, n_out - r0);
+#pragma omp parallel for num_threads(nt) schedule(static)
+      for (int64_t r = 0; r < rows; ++r) convert(W + (r0 + r) * n_in, panel + r * n_in, n_in);
+      blas_matmul(X, n_tok, n_in, panel, rows, Y + r0, n_out);  // Y[:, r0:r0+rows] = X · panel^T
     }
     return;
   }
-  // Prompt: convert a panel [rows, n_in] once, then one sgemm per token tile.
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (parallel)
-  for (int64_t tile = 0; tile < row_tiles; ++tile) {
+  BlasThreads single(1);  // BLAS is called from inside the OpenMP loop below
+  const int64_t n_tiles = (n_out + kRowTile - 1) / kRowTile;
+  const bool row_dots = n_tok < kHalfRowDotMaxTokens;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (n_tiles > 1 && nt > 1 && macs >= kParallelMinMacs)
+  for (int64_t tile = 0; tile < n_tiles; ++tile) {
     const int64_t r0 = tile * kRowTile, rows = std::min(kRowTile, n_out - r0);
-    float* panel = thread_buffer(size_t(kRowTile * n_in));
-    for (int64_t r = 0; r < rows; ++r) convert(W + (r0 + r) * n_in, panel + r * n_in, n_in);
-    for (int t0 = 0; t0 < n_tok; t0 += kTokTile) {
-      const int toks = std::min(kTokTile, n_tok - t0);
-      sgemm_tile(X + int64_t(t0) * n_in, toks, n_in, panel, rows, n_out, Y + int64_t(t0) * n_out + r0);
+    if (row_dots) {
+      // Convert one row at a time (buffer [n_in]) and dot it with each token.
+      float* row = thread_buffer(size_t(n_in));
+      for (int64_t r = r0; r < r0 + rows; ++r) {
+        convert(W + r * n_in, row, n_in);
+        for (int t = 0; t < n_tok; ++t) Y[int64_t(t) * n_out + r] = dot(row, X + int64_t(t) * n_in, n_in);
+      }
+    } else {
+      // Convert the tile's rows (panel [rows, n_in]), then one single-threaded sgemm.
+      float* panel = thread_buffer(size_t(kRowTile * n_in));
+      for (int64_t r = 0; r < rows; ++r) convert(W + (r0 + r) * n_in, panel + r * n_in, n_in);
+      blas_matmul(X, n_tok, n_in, panel, rows, Y + r0, n_out);
     }
   }
 }
 
 }  // namespace
+
+ScopedBlasThreads::ScopedBlasThreads(int n) : prev_(openblas_get_num_threads()), changed_(prev_ != n) {
+  if (changed_) openblas_set_num_threads(n);
+}
+
+ScopedBlasThreads::~ScopedBlasThreads() {
+  if (changed_) openblas_set_num_threads(prev_);
+}
 
 void matmul(const TensorView& W, const float* X, int n_tok, float* Y, int n_threads) {
   if (W.shape.size() != 2)
@@ -163,7 +184,6 @@ void matmul(const TensorView& W, const float* X, int n_tok, float* Y, int n_thre
   LOWBIT_ASSERT(n_tok >= 0 && size_t(n_out * n_in) * dtype_size(W.dtype) <= W.nbytes);
   if (n_tok == 0 || n_out == 0) return;
   const int nt = std::max(1, n_threads);
-  BlasSingleThread single;
   switch (W.dtype) {
     case DType::F32:
       matmul_f32(static_cast<const float*>(W.data), n_out, n_in, X, n_tok, Y, nt);
