@@ -353,7 +353,8 @@ TEST(KQuants, DotMatchesDequantizedAndFp32) {
     float dot = f.vec_dot_ref(kCols, xq.data(), yq.data());
     EXPECT_NEAR(dot, deq, 1e-6 * abs_sum) << f.name << " vs dot of dequantized rows";
     EXPECT_NEAR(dot, exact, c.tol * std::fabs(exact)) << f.name << " vs f32 dot";
-    EXPECT_EQ(f.vec_dot(kCols, xq.data(), yq.data()), dot) << f.name;
+    // The dispatched kernel (AVX2 where available) sums in another order.
+    EXPECT_NEAR(f.vec_dot(kCols, xq.data(), yq.data()), dot, 1e-5 * abs_sum) << f.name;
   }
 }
 

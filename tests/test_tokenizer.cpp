@@ -342,7 +342,7 @@ TEST(SpmTokenizer, DecodeTokenRules) {
   auto t2 = make_spm_tokenizer(nb);
   EXPECT_EQ(t2->encode("a\xC3\xA9\xC3\xA9" "a", false), (Ids{3, 4, 0, 4}));
   nb.unk_id = -1;
-  expect_error([&] { make_spm_tokenizer(nb); }, {"byte tokens"});
+  expect_error([&] { make_spm_tokenizer(nb); }, {"byte token"});
 }
 
 // ---------------------------------------------------------------- llama2.c tok512.bin

@@ -102,7 +102,8 @@ class GgufValue {
   GgufValue() = default;
   // Exactly one of the alternative types (int -> i32, unsigned -> u32, size_t -> u64, ...).
   template <class T>
-    requires(std::is_constructible_v<Storage, std::in_place_type_t<T>, T> &&
+    requires(!std::is_same_v<std::remove_cvref_t<T>, GgufValue> &&
+             std::is_constructible_v<Storage, std::in_place_type_t<T>, T> &&
              !std::is_same_v<std::decay_t<T>, const char*>)
   GgufValue(T v) : v_(std::in_place_type<T>, std::move(v)) {}
   GgufValue(const char* s) : v_(std::in_place_type<std::string>, s) {}

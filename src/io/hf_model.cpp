@@ -13,6 +13,7 @@
 
 #include "core/log.h"
 #include "io/safetensors.h"
+#include "core/json_brief.h"
 #include "lowbit/error.h"
 
 namespace lowbit {
@@ -160,7 +161,7 @@ class Fields {
   }
 
   [[noreturn]] void bad(const char* key, const std::string& what, const std::string& hint = "") const {
-    const std::string value = obj_.contains(key) ? obj_[key].dump() : "(missing)";
+    const std::string value = obj_.contains(key) ? json_brief(obj_[key]) : "(missing)";
     fail(path_, fmt::format("field '{}{}' = {} {}", prefix_, key, value, what),
          hint.empty() ? "config.json is corrupt or not a Hugging Face config" : hint);
   }

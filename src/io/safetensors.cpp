@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/log.h"
+#include "core/json_brief.h"
 #include "lowbit/error.h"
 
 namespace lowbit {
@@ -103,7 +104,7 @@ SafetensorsEntry parse_entry(const std::string& name, const json& v, uint64_t da
   const json& dt = v["dtype"];
   std::optional<DType> dtype = dt.is_string() ? safetensors_dtype_from_name(dt.get<std::string>()) : std::nullopt;
   if (!dtype)
-    fail(where, fmt::format("header field 'dtype' = {} is not a dtype lowbit reads", dt.dump()),
+    fail(where, fmt::format("header field 'dtype' = {} is not a dtype lowbit reads", json_brief(dt)),
          "supported: F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL");
   e.dtype = *dtype;
 
@@ -114,7 +115,7 @@ SafetensorsEntry parse_entry(const std::string& name, const json& v, uint64_t da
   for (const json& d : shape) {
     std::optional<uint64_t> n = as_u64(d);
     if (!n || *n > uint64_t(INT64_MAX))
-      fail(where, fmt::format("header field 'shape' = {} holds a value that is not a non-negative integer", shape.dump()),
+      fail(where, fmt::format("header field 'shape' = {} holds a value that is not a non-negative integer", json_brief(shape)),
            kCorruptHint);
     e.shape.push_back(int64_t(*n));
     overflow |= __builtin_mul_overflow(numel, *n, &numel);
@@ -122,12 +123,12 @@ SafetensorsEntry parse_entry(const std::string& name, const json& v, uint64_t da
   uint64_t nbytes = 0;
   overflow |= __builtin_mul_overflow(numel, uint64_t(dtype_size(e.dtype)), &nbytes);
   if (overflow || numel > uint64_t(INT64_MAX))
-    fail(where, fmt::format("header field 'shape' = {} overflows 64-bit sizes", shape.dump()), kCorruptHint);
+    fail(where, fmt::format("header field 'shape' = {} overflows 64-bit sizes", json_brief(shape)), kCorruptHint);
 
   const json& off = v["data_offsets"];
   std::optional<uint64_t> b, en;
   if (off.is_array() && off.size() == 2) b = as_u64(off[0]), en = as_u64(off[1]);
-  if (!b || !en) fail(where, fmt::format("header field 'data_offsets' = {} is not [begin, end]", off.dump()), kCorruptHint);
+  if (!b || !en) fail(where, fmt::format("header field 'data_offsets' = {} is not [begin, end]", json_brief(off)), kCorruptHint);
   if (*b > *en) fail(where, fmt::format("header field 'data_offsets' = [{}, {}] has begin > end", *b, *en), kCorruptHint);
   if (*en > data_size)
     fail(where,
@@ -136,7 +137,7 @@ SafetensorsEntry parse_entry(const std::string& name, const json& v, uint64_t da
   if (*en - *b != nbytes)
     fail(where,
          fmt::format("header field 'shape' = {} of dtype {} needs {} bytes but 'data_offsets' = [{}, {}] spans {}",
-                     shape.dump(), dt.get<std::string>(), nbytes, *b, *en, *en - *b),
+                     json_brief(shape), dt.get<std::string>(), nbytes, *b, *en, *en - *b),
          kCorruptHint);
   e.begin = *b;
   e.end = *en;

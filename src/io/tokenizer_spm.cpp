@@ -21,6 +21,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include <fmt/format.h>
+
 #include "io/tokenizer_spm.h"
 #include "lowbit/error.h"
 
@@ -123,8 +125,12 @@ class SpmTokenizer final : public Tokenizer {
     for (const std::string& p : user_defined_) user_lens_.push_back(p.size());
     std::sort(user_lens_.begin(), user_lens_.end(), std::greater<>());
     user_lens_.erase(std::unique(user_lens_.begin(), user_lens_.end()), user_lens_.end());
-    if (!has_bytes_ && v_.unk_id < 0)
-      fail("SPM vocab", "neither byte tokens nor an unknown token", "unknown characters would have no id");
+    // Every byte must map to some id: its <0xXX> token, else the unknown token.
+    if (v_.unk_id < 0 || v_.unk_id >= int32_t(n))
+      for (int c = 0; c < 256; ++c)
+        if (byte_ids_[c] < 0)
+          fail("SPM vocab", fmt::format("no byte token <0x{:02X}> and no valid unknown token (unk id {})", c, v_.unk_id),
+               "the vocab cannot encode every byte");
   }
 
   std::vector<int32_t> encode(std::string_view text, bool add_bos) const override;

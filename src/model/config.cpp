@@ -21,6 +21,7 @@ void ModelConfig::validate(const std::string& source) const {
        fmt::format("= {} must divide num_attention_heads = {}", n_kv_heads, n_heads));
   need(head_dim > 0 && head_dim < 65536, "head_dim", fmt::format("= {} is out of range", head_dim));
   need(arch == Arch::GPT2 || head_dim % 2 == 0, "head_dim", "must be even for RoPE");
+  need(int64_t(n_heads) * head_dim < kMax, "head_dim", fmt::format("* num_attention_heads = {} * {} is out of range", head_dim, n_heads));
   need(hidden_dim > 0 && hidden_dim < kMax, "intermediate_size", fmt::format("= {} is out of range", hidden_dim));
   need(max_seq > 0 && max_seq <= (1 << 24), "max_position_embeddings", fmt::format("= {} is out of range", max_seq));
   need(norm_eps > 0 && norm_eps < 1, "rms_norm_eps", fmt::format("= {} is out of range", norm_eps));

@@ -41,6 +41,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/cpu_features.h"
 #include "core/half.h"
 #include "lowbit/error.h"
 #include "model/forward.h"
@@ -81,7 +82,7 @@ using RowConverter = void (*)(const uint16_t*, float*, int64_t);
 
 RowConverter row_converter(DType t) {
   if (t == DType::BF16) return bf16_to_f32_row;
-  static const bool has_f16c = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+  static const bool has_f16c = cpu_features().f16c;
   return has_f16c ? f16_to_f32_row_f16c : f16_to_f32_row_scalar;
 }
 

@@ -7,4 +7,5 @@ void register_inspect(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_ppl(CLI::App& app);
 void register_estimate(CLI::App& app);
+void register_quantize(CLI::App& app);
 }  // namespace lowbit::cli

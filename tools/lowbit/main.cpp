@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   lowbit::cli::register_generate(app);
   lowbit::cli::register_ppl(app);
   lowbit::cli::register_estimate(app);
+  lowbit::cli::register_quantize(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,178 @@
+#include "quant/gguf_export.h"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <vector>
+
+#include <fmt/format.h>
+#include <omp.h>
+
+#include "core/log.h"
+#include "io/gguf.h"
+#include "io/gguf_writer.h"
+#include "io/tokenizer_spm.h"
+#include "lowbit/error.h"
+
+namespace lowbit {
+
+namespace fs = std::filesystem;
+
+std::string gguf_arch_name(const ModelConfig& c) {
+  if (c.arch == Arch::GPT2) return "gpt2";
+  std::string a = c.arch_name;
+  std::transform(a.begin(), a.end(), a.begin(), [](unsigned char ch) { return char(std::tolower(ch)); });
+  return a.find("qwen2") != std::string::npos ? "qwen2" : "llama";
+}
+
+namespace {
+
+const GgufFile* gguf_source(const Model& m) {
+  for (const auto& s : m.sources)
+    if (auto* g = dynamic_cast<const GgufFile*>(s.get())) return g;
+  return nullptr;
+}
+
+// A llama2.c / SentencePiece vocab file for a non-GGUF input: the given path, else
+// tok{n}.bin / tokenizer.bin / tokenizer.model beside (or inside) the model path.
+std::string find_vocab(const Model& m, const std::string& given) {
+  if (!given.empty()) return given;
+  fs::path p(m.path);
+  std::error_code ec;
+  fs::path dir = fs::is_directory(p, ec) ? p : p.parent_path();
+  for (const std::string& name : {fmt::format("tok{}.bin", m.config.n_vocab), std::string("tokenizer.bin"),
+                                  std::string("tokenizer.model")})
+    if (fs::is_regular_file(dir / name, ec)) return (dir / name).string();
+  return "";
+}
+
+void write_tokenizer(GgufWriter& w, const Model& m, const ExportOptions& o) {
+  if (const GgufFile* g = gguf_source(m); g && o.vocab_path.empty()) {
+    for (const auto& kv : g->kvs())
+      if (kv.key.starts_with("tokenizer.")) w.set(kv.key, kv.value);
+    return;
+  }
+  std::string path = find_vocab(m, o.vocab_path);
+  if (path.empty()) {
+    log_warn(m.path + ": no vocab found (tok{N}.bin, tokenizer.bin, tokenizer.model); the GGUF has no tokenizer "
+                      "and llama.cpp will not load it. Pass --vocab FILE");
+    return;
+  }
+  SpmVocab v = path.ends_with(".model") ? read_sentencepiece_vocab(path) : read_llama2c_vocab(path, m.config.n_vocab);
+  if (int(v.pieces.size()) != m.config.n_vocab)
+    fail(path, fmt::format("vocab has {} tokens, the model {}", v.pieces.size(), m.config.n_vocab),
+         "pass the vocab that belongs to this model with --vocab");
+  std::vector<int32_t> types = v.types;
+  if (types.empty()) types.assign(v.pieces.size(), kTokNormal);
+  w.set("tokenizer.ggml.model", "llama");
+  w.set("tokenizer.ggml.tokens", GgufArray::of(v.pieces));
+  w.set("tokenizer.ggml.scores", GgufArray::of(v.scores));
+  w.set("tokenizer.ggml.token_type", GgufArray::of(types));
+  w.set("tokenizer.ggml.bos_token_id", uint32_t(v.bos_id));
+  w.set("tokenizer.ggml.eos_token_id", uint32_t(v.eos_id));
+  w.set("tokenizer.ggml.unknown_token_id", uint32_t(v.unk_id));
+  w.set("tokenizer.ggml.add_space_prefix", v.add_space_prefix);
+}
+
+void write_hparams(GgufWriter& w, const Model& m, const std::string& arch) {
+  const ModelConfig& c = m.config;
+  auto k = [&](const char* s) { return arch + "." + s; };
+  w.set(k("context_length"), uint32_t(c.max_seq));
+  w.set(k("embedding_length"), uint32_t(c.dim));
+  w.set(k("block_count"), uint32_t(c.n_layers));
+  w.set(k("feed_forward_length"), uint32_t(c.hidden_dim));
+  w.set(k("attention.head_count"), uint32_t(c.n_heads));
+  w.set(k("attention.head_count_kv"), uint32_t(c.n_kv_heads));
+  w.set(k("vocab_size"), uint32_t(c.n_vocab));
+  if (c.head_dim * c.n_heads != c.dim) {
+    w.set(k("attention.key_length"), uint32_t(c.head_dim));
+    w.set(k("attention.value_length"), uint32_t(c.head_dim));
+  }
+  if (c.arch == Arch::GPT2) {
+    w.set(k("attention.layer_norm_epsilon"), float(c.norm_eps));
+    return;
+  }
+  w.set(k("attention.layer_norm_rms_epsilon"), float(c.norm_eps));
+  w.set(k("rope.freq_base"), float(c.rope_theta));
+  w.set(k("rope.dimension_count"), uint32_t(c.head_dim));
+  if (c.rope_scaling.type == "linear") {
+    w.set(k("rope.scaling.type"), "linear");
+    w.set(k("rope.scaling.factor"), float(c.rope_scaling.factor));
+  } else if (!c.rope_scaling.type.empty()) {
+    fail(m.path, fmt::format("rope_scaling '{}' cannot be written to GGUF yet", c.rope_scaling.type),
+         "models without RoPE scaling or with linear scaling are supported");
+  }
+}
+
+// Source row for output row r of a q/k weight (or bias) written for GGUF `llama`
+// from Hugging Face's NeoX order: interleaved row (head h, pair i, half p) is HF
+// row h*hd + p*hd/2 + i.
+int64_t unpermute_row(int64_t r, int head_dim) {
+  int64_t h = r / head_dim, j = r % head_dim, i = j / 2, p = j % 2;
+  return h * head_dim + p * (head_dim / 2) + i;
+}
+
+}  // namespace
+
+void export_gguf(const Model& m, const QuantPlan& plan, const std::string& out_path, const ExportOptions& o) {
+  const ModelConfig& c = m.config;
+  const std::string arch = gguf_arch_name(c);
+  const bool unpermute = arch == "llama" && c.rope_style == RopeStyle::NeoX;
+
+  GgufWriter w(out_path);
+  if (const GgufFile* g = gguf_source(m)) {
+    // Keep what the source says about itself (general.*, extra {arch}.* keys); ours replace below.
+    for (const auto& kv : g->kvs())
+      if (!kv.key.starts_with("tokenizer.") && kv.key != "general.alignment" && !kv.key.starts_with("lowbit."))
+        w.set(kv.key, kv.value);
+    if (const TensorView* t = g->find("output.weight"); t && !m.find_weight("output.weight"))
+      log(LogLevel::Debug, "output.weight duplicates token_embd.weight; writing the tied embedding once");
+  }
+  w.set("general.architecture", arch);
+  if (!w.find("general.name")) w.set("general.name", fs::path(m.path).filename().string());
+  w.set("general.file_type", uint32_t(plan.file_type));
+  w.set("general.quantization_version", uint32_t(2));
+  write_hparams(w, m, arch);
+  write_tokenizer(w, m, o);
+  w.set("lowbit.version", LOWBIT_VERSION);
+  w.set("lowbit.recipe", plan.recipe);
+  w.set("lowbit.seed", uint64_t(o.seed));
+
+  const int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
+  for (const TensorPlan& tp : plan.tensors) {
+    const TensorView& src = m.weight(tp.name);
+    const FormatTraits& f = format_traits(tp.type);
+    int head_dim = 0;
+    if (unpermute && (tp.name.ends_with("attn_q.weight") || tp.name.ends_with("attn_q.bias") ||
+                      tp.name.ends_with("attn_k.weight") || tp.name.ends_with("attn_k.bias")))
+      head_dim = c.head_dim;
+    const bool is_bias = tp.shape.size() == 1;
+    const int64_t rows = is_bias ? 1 : src.rows(), cols = src.cols();
+    const size_t rb = row_bytes(tp.type, cols);
+    w.add_tensor(tp.name, GgmlType(uint32_t(tp.type)), tp.shape, [&, head_dim, rows, cols, rb, is_bias](std::span<uint8_t> out) {
+      LOWBIT_ASSERT(out.size() == rb * size_t(rows));
+      if (is_bias) {  // one row; a q/k bias is permuted element-wise
+        std::vector<float> x(static_cast<size_t>(cols)), y(static_cast<size_t>(cols));
+        to_f32(src, 0, cols, x.data());
+        for (int64_t e = 0; e < cols; ++e) y[size_t(e)] = x[size_t(head_dim ? unpermute_row(e, head_dim) : e)];
+        f.quantize_row_ref(y.data(), out.data(), cols, nullptr);
+        return;
+      }
+#pragma omp parallel num_threads(threads)
+      {
+        std::vector<float> x(static_cast<size_t>(cols));
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < rows; ++r) {
+          int64_t sr = head_dim ? unpermute_row(r, head_dim) : r;
+          to_f32(src, sr * cols, cols, x.data());
+          f.quantize_row_ref(x.data(), out.data() + size_t(r) * rb, cols, nullptr);
+        }
+      }
+    });
+  }
+  log_info(fmt::format("writing {} ({} tensors, {:.3f} bits per weight)", out_path, plan.tensors.size(),
+                       plan.bits_per_weight()));
+  w.write();
+}
+
+}  // namespace lowbit
