@@ -14,7 +14,7 @@ PACKAGES=(
   libpcre2-dev               # Unicode pre-tokenizer regexes (GPT-2 / Llama-3 / Qwen2 BPE)
   libgtest-dev libgmock-dev  # tests
   libbenchmark-dev           # micro-benchmarks
-  clang libclang-rt-14-dev   # libFuzzer targets
+  clang libclang-rt-14-dev libomp-dev  # libFuzzer targets (clang + its OpenMP)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
