@@ -13,6 +13,8 @@
 //
 // Run: build/bench_formats [--benchmark_filter=q4_K]
 #include <benchmark/benchmark.h>
+
+#include "memory_bandwidth.h"
 #include <omp.h>
 
 #include <chrono>
@@ -29,27 +31,7 @@ using namespace lowbit;
 
 namespace {
 
-// Memory read bandwidth in GB/s (1e9 bytes), measured once.
-double memory_read_gbs() {
-  static const double gbs = [] {
-    const size_t n = size_t(1) << 28;  // 1 GiB of floats
-    std::vector<float> buf(n);
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; ++i) buf[i] = 1.0f;  // first touch by the reading threads
-    double best = 0;
-    for (int rep = 0; rep < 5; ++rep) {
-      const auto t0 = std::chrono::steady_clock::now();
-      double total = 0;
-#pragma omp parallel for schedule(static) reduction(+ : total)
-      for (size_t i = 0; i < n; ++i) total += buf[i];
-      benchmark::DoNotOptimize(total);
-      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      best = std::max(best, double(n * sizeof(float)) / s / 1e9);
-    }
-    return best;
-  }();
-  return gbs;
-}
+using bench::memory_read_gbs;
 
 // W [n_out, n_in] in format f: 16 distinct rows quantized with the reference
 // quantizer, repeated over all rows (the k-quant searches are too slow to run

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "memory_bandwidth.h"
 #include "model/forward.h"
 #include "model/synthetic.h"
 
@@ -36,19 +37,6 @@ double weight_bytes(const lowbit::Model& m) {
   return b;
 }
 
-// Memory read bandwidth: sum a 1 GiB buffer of floats with all threads.
-void BM_memory_read(benchmark::State& state) {
-  const size_t n = size_t(1) << 28;
-  std::vector<float> buf(n, 1.0f);
-  for (auto _ : state) {
-    double total = 0;
-#pragma omp parallel for reduction(+ : total) num_threads(kThreads)
-    for (size_t i = 0; i < n; ++i) total += buf[i];
-    benchmark::DoNotOptimize(total);
-  }
-  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(n * sizeof(float)));
-}
-BENCHMARK(BM_memory_read)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // sgemm [M x K] * [K x N]^T: the prompt-processing building block.
 void BM_sgemm(benchmark::State& state) {
@@ -93,6 +81,8 @@ void BM_tg128(benchmark::State& state) {
   const lowbit::TensorView& emb = m.weight("token_embd.weight");
   double per_token = weight_bytes(m) - double(emb.nbytes) + double(emb.nbytes) / double(emb.shape[0]);
   state.counters["weight GB/s"] = benchmark::Counter(tokens * per_token / 1e9, benchmark::Counter::kIsRate);
+  state.counters["of_mem_bw"] =
+      benchmark::Counter(tokens * per_token / 1e9 / lowbit::bench::memory_read_gbs(), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_tg128)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
 
@@ -101,7 +91,8 @@ BENCHMARK(BM_tg128)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2)
 int main(int argc, char** argv) {
   std::printf("setup: synthetic Llama 7B-shaped (hidden 4096, ffn 11008, 32 heads, vocab 32000, 2 layers, f32 weights), "
               "%d threads, OpenBLAS %s\n", kThreads, openblas_get_config());
-  std::printf("compare: pp512 vs BM_sgemm GFLOP/s (2 * params * tokens FLOPs), tg128 'weight GB/s' vs BM_memory_read\n");
+  std::printf("memory read bandwidth: %.1f GB/s (1 GiB f32 sum, all threads, best of 5)\n", lowbit::bench::memory_read_gbs());
+  std::printf("compare: pp512 vs BM_sgemm GFLOP/s (2 * params * tokens FLOPs); tg128 'weight GB/s' and 'of_mem_bw' vs that bandwidth\n");
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
