@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the bundled sample model (../shared/models/stories260K):
 # set up, build, inspect the model, measure its perplexity on TinyStories
-# validation text, and generate a short story.
+# validation text, generate a short story, quantize it to a GGUF.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -18,3 +18,6 @@ echo; echo "== lowbit generate (greedy, from BOS)"
 build/lowbit generate "$M" -n 120 --temp 0
 echo; echo "== lowbit generate (sampled, --temp 0.8 --top-p 0.9 --seed 42, prompt 'Once upon a time')"
 build/lowbit generate $S/models/stories260K/stories260K.bin -p "Once upon a time" -n 120 --temp 0.8 --top-p 0.9 --seed 42
+echo; echo "== lowbit quantize to Q8_0 (a GGUF that llama.cpp runs)"
+out=$(mktemp -d)/stories260K-Q8_0.gguf
+build/lowbit quantize "$M" -o "$out" --type Q8_0 2>&1 | tail -3
