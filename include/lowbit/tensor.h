@@ -8,12 +8,16 @@
 
 namespace lowbit {
 
-// Plain element types of safetensors / GGUF / llama2.c files. Quantized block
-// formats join this list with the formats traits table.
-enum class DType : uint8_t { F32, F16, BF16, F64, I8, I16, I32, I64, U8, BOOL };
+// Plain element types of safetensors / GGUF / llama2.c files, plus QUANT: a
+// block-quantized tensor whose layout is TensorView::format, a row of the
+// formats traits table (src/formats/format.h).
+enum class DType : uint8_t { F32, F16, BF16, F64, I8, I16, I32, I64, U8, BOOL, QUANT };
 
-size_t dtype_size(DType t);            // bytes per element
-std::string_view dtype_name(DType t);  // "f32", "f16", ...
+// Format ids equal ggml's type ids; defined in src/formats/format.h.
+enum class FormatId : uint32_t;
+
+size_t dtype_size(DType t);            // bytes per element (0 for QUANT: see row_bytes)
+std::string_view dtype_name(DType t);  // "f32", "f16", ..., "quant"
 
 // A tensor inside a mapped file (or in memory owned elsewhere).
 // `shape` is row-major, outermost dimension first, as in PyTorch: a linear
@@ -24,6 +28,7 @@ struct TensorView {
   std::vector<int64_t> shape;
   const void* data = nullptr;
   size_t nbytes = 0;
+  FormatId format{};  // block layout when dtype == QUANT (rows are cut into blocks along the last dim)
 
   int64_t numel() const {
     int64_t n = 1;
@@ -33,9 +38,11 @@ struct TensorView {
   int64_t rows() const { return shape.empty() ? 1 : numel() / shape.back(); }
   int64_t cols() const { return shape.empty() ? 1 : shape.back(); }
   std::string shape_str() const;  // "[172, 64]"
+  std::string type_name() const;  // dtype name, or the format's ("q4_K") when QUANT
 };
 
-// Converts `n` elements starting at element `offset` of a plain-typed view to f32.
+// Converts `n` elements starting at element `offset` of a view to f32. For a
+// QUANT view, offset and n must be whole blocks (whole rows always are).
 void to_f32(const TensorView& t, int64_t offset, int64_t n, float* out);
 
 }  // namespace lowbit

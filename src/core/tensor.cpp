@@ -2,7 +2,10 @@
 
 #include <cstring>
 
+#include <fmt/format.h>
+
 #include "core/half.h"
+#include "formats/format.h"
 #include "lowbit/error.h"
 
 namespace lowbit {
@@ -13,6 +16,7 @@ size_t dtype_size(DType t) {
     case DType::F32: case DType::I32: return 4;
     case DType::F16: case DType::BF16: case DType::I16: return 2;
     case DType::I8: case DType::U8: case DType::BOOL: return 1;
+    case DType::QUANT: return 0;
   }
   return 0;
 }
@@ -29,6 +33,7 @@ std::string_view dtype_name(DType t) {
     case DType::I64: return "i64";
     case DType::U8: return "u8";
     case DType::BOOL: return "bool";
+    case DType::QUANT: return "quant";
   }
   return "?";
 }
@@ -39,7 +44,26 @@ std::string TensorView::shape_str() const {
   return s + "]";
 }
 
+std::string TensorView::type_name() const {
+  if (dtype == DType::QUANT) return format_traits(format).name;
+  return std::string(dtype_name(dtype));
+}
+
+namespace {
+// Dequantizes whole blocks [offset, offset + n) of a block-quantized view.
+void quant_to_f32(const TensorView& t, int64_t offset, int64_t n, float* out) {
+  const FormatTraits& f = format_traits(t.format);
+  const int64_t bs = f.block_size;
+  if (offset % bs != 0 || n % bs != 0)
+    fail(t.name, fmt::format("cannot expand elements [{}, +{}) of a {} tensor: not whole blocks of {}", offset, n, f.name, bs),
+         "this is a bug in the caller");
+  LOWBIT_ASSERT(offset >= 0 && n >= 0 && size_t((offset + n) / bs) * f.block_bytes <= t.nbytes);
+  f.dequantize_row(static_cast<const uint8_t*>(t.data) + size_t(offset / bs) * f.block_bytes, out, n);
+}
+}  // namespace
+
 void to_f32(const TensorView& t, int64_t offset, int64_t n, float* out) {
+  if (t.dtype == DType::QUANT) return quant_to_f32(t, offset, n, out);
   LOWBIT_ASSERT(offset >= 0 && n >= 0 && size_t(offset + n) * dtype_size(t.dtype) <= t.nbytes);
   const auto* base = static_cast<const uint8_t*>(t.data);
   switch (t.dtype) {

@@ -22,7 +22,7 @@ MemoryEstimate estimate_memory(const Model& model, const std::string& type, int 
   if (!type.empty()) type_bytes(type, "--type");
   MemoryEstimate e;
   for (const auto& [name, t] : model.weights) {
-    TensorBytes tb{name, t.shape, std::string(dtype_name(t.dtype)), t.nbytes};
+    TensorBytes tb{name, t.shape, t.type_name(), t.nbytes};
     if (!type.empty() && t.shape.size() >= 2) {
       tb.type = type;
       tb.bytes = uint64_t(t.numel()) * type_bytes(type, "--type");

@@ -46,6 +46,8 @@ struct FormatTraits {
 std::span<const FormatTraits> all_formats();
 // Row for `id`; throws lowbit::Error for an id not in the table.
 const FormatTraits& format_traits(FormatId id);
+// Row for a raw id (e.g. a GGUF tensor's ggml type); nullptr when not in the table.
+const FormatTraits* find_format_by_id(uint32_t id);
 // Row by name, case-insensitive ("Q4_K", "q4_k", "f16"); nullptr when unknown.
 const FormatTraits* find_format(std::string_view name);
 // Bytes of one row of n values; throws lowbit::Error when n is not a multiple of the block size.

@@ -39,6 +39,12 @@ const FormatTraits& format_traits(FormatId id) {
   fail("formats", fmt::format("format id {} is not in the traits table", uint32_t(id)));
 }
 
+const FormatTraits* find_format_by_id(uint32_t id) {
+  for (const auto& f : table())
+    if (uint32_t(f.id) == id) return &f;
+  return nullptr;
+}
+
 const FormatTraits* find_format(std::string_view name) {
   for (const auto& f : table())
     if (iequals(f.name, name)) return &f;

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "formats/format.h"
 #include "lowbit/error.h"
 
 namespace lowbit {
@@ -252,8 +253,12 @@ void GgufFile::parse() {
     if (auto dt = ggml_type_to_dtype(ti.ggml_type)) {
       v.dtype = *dt;
       v.data = raw_data(ti);
+    } else if (const FormatTraits* f = find_format_by_id(ti.ggml_type); f && f->quantized) {
+      v.dtype = DType::QUANT;  // a block layout of the formats traits table
+      v.format = f->id;
+      v.data = raw_data(ti);
     } else {
-      v.dtype = DType::U8;  // quantized: listed, but no element view yet (see view())
+      v.dtype = DType::U8;  // a ggml type lowbit has no kernels for: listed, but no view (see view())
       v.data = nullptr;
     }
     views_.push_back(std::move(v));
@@ -277,8 +282,8 @@ const TensorView& GgufFile::view(std::string_view name) const {
   const GgufTensorInfo& ti = info(name);
   const TensorView& v = views_[size_t(&ti - infos_.data())];
   if (!v.data && ti.nbytes > 0)
-    fail(path(), fmt::format("tensor '{}' has ggml type {}, not supported yet", ti.name, ggml_type_name(ti.ggml_type)),
-         "quantized GGUF input is not supported yet; use an f32/f16/bf16 GGUF or the Hugging Face checkpoint");
+    fail(path(), fmt::format("tensor '{}' has ggml type {}, which lowbit does not support", ti.name, ggml_type_name(ti.ggml_type)),
+         "supported quantized types: q4_0 q4_1 q5_0 q5_1 q8_0 q2_K..q6_K iq4_nl; use a GGUF of those, or f16/bf16/f32");
   return v;
 }
 

@@ -209,7 +209,7 @@ void GgufWriter::add_tensor(const std::string& name, GgmlType type, std::vector<
 }
 
 void GgufWriter::add_tensor(const TensorView& v) {
-  auto type = dtype_to_ggml_type(v.dtype);
+  auto type = v.dtype == DType::QUANT ? std::optional<GgmlType>(GgmlType(uint32_t(v.format))) : dtype_to_ggml_type(v.dtype);
   if (!type)
     fail(fmt::format("{}: tensor '{}'", path_, v.name), fmt::format("element type {} has no GGUF type", dtype_name(v.dtype)));
   add_tensor(v.name, *type, v.shape, v.data, v.nbytes);

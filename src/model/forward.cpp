@@ -153,6 +153,14 @@ void layernorm(const float* x, const float* w, const float* b, int n, int dim, f
   }
 }
 
+void linear(ForwardState& s, const TensorView& W, const float* X, int n, float* Y) {
+  if (s.observer) {
+    auto it = s.weight_names.find(&W);
+    s.observer(it != s.weight_names.end() ? it->second : W.name, X, n, W.cols());
+  }
+  matmul(W, X, n, Y, s.n_threads);
+}
+
 void add_bias(float* y, const float* b, int n, int width) {
   if (!b) return;
   for (int i = 0; i < n; ++i) {
@@ -289,7 +297,7 @@ void head(ForwardState& s, int first, int rows, float* logits) {
     fwd::layernorm(x, s.out_norm_w, s.out_norm_b, rows, dim, s.c.norm_eps, xb, s.n_threads);
   else
     fwd::rmsnorm(x, s.out_norm_w, rows, dim, s.c.norm_eps, xb, s.n_threads);
-  matmul(*s.output, xb, rows, logits, nt);
+  fwd::linear(s, *s.output, xb, rows, logits);
 }
 
 }  // namespace
@@ -301,6 +309,14 @@ Runner::Runner(const Model& model, int n_ctx, int n_threads) : model_(model), n_
 }
 
 Runner::~Runner() { delete state_; }
+
+void Runner::set_matmul_observer(MatmulObserver observer) {
+  State& s = *state_;
+  s.observer = std::move(observer);
+  s.weight_names.clear();
+  if (s.observer)
+    for (const auto& [name, view] : model_.weights) s.weight_names.emplace(&view, name);
+}
 
 void Runner::forward(std::span<const int32_t> tokens, int pos, bool all_logits, std::vector<float>& logits) {
   State& s = *state_;

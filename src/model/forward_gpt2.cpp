@@ -31,7 +31,7 @@ void gpt2_layer(ForwardState& s, int l, int n, int pos) {
 
   // --- attention ---
   layernorm(x, w.attn_norm_w, w.attn_norm_b, n, dim, c.norm_eps, xb, nt);
-  matmul(*w.wqkv, xb, n, qkv, nt);
+  linear(s, *w.wqkv, xb, n, qkv);
   add_bias(qkv, w.bqkv, n, 3 * dim);
   // GPT-2 has n_kv_heads == n_heads, so kv_dim == dim: copy k and v into the cache.
   for (int i = 0; i < n; ++i) {
@@ -40,19 +40,19 @@ void gpt2_layer(ForwardState& s, int l, int n, int pos) {
     std::memcpy(s.v_row(l, pos + i), row + 2 * dim, size_t(dim) * sizeof(float));
   }
   attention(s, l, qkv, 3 * int64_t(dim), n, pos, att);
-  matmul(*w.wo, att, n, xb, nt);
+  linear(s, *w.wo, att, n, xb);
   add_bias(xb, w.bo, n, dim);
   add_inplace(x, xb, int64_t(n) * dim, nt);
 
   // --- MLP ---
   layernorm(x, w.ffn_norm_w, w.ffn_norm_b, n, dim, c.norm_eps, xb, nt);
-  matmul(*w.w_up, xb, n, hb, nt);
+  linear(s, *w.w_up, xb, n, hb);
 #pragma omp parallel for num_threads(nt) if (int64_t(n) * hidden >= (1 << 16))
   for (int i = 0; i < n; ++i) {
     float* h = hb + int64_t(i) * hidden;
     for (int j = 0; j < hidden; ++j) h[j] = gelu_new(h[j] + w.b_up[j]);
   }
-  matmul(*w.w_down, hb, n, xb, nt);
+  linear(s, *w.w_down, hb, n, xb);
   add_bias(xb, w.b_down, n, dim);
   add_inplace(x, xb, int64_t(n) * dim, nt);
 }

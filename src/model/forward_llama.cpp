@@ -103,29 +103,29 @@ void llama_layer(ForwardState& s, int l, int n, int pos) {
 
   // --- attention ---
   rmsnorm(x, w.attn_norm_w, n, dim, c.norm_eps, xb, nt);
-  matmul(*w.wq, xb, n, q, nt);
-  matmul(*w.wk, xb, n, k, nt);
-  matmul(*w.wv, xb, n, v, nt);
+  linear(s, *w.wq, xb, n, q);
+  linear(s, *w.wk, xb, n, k);
+  linear(s, *w.wv, xb, n, v);
   add_bias(q, w.bq, n, q_dim);
   add_bias(k, w.bk, n, kv_dim);
   add_bias(v, w.bv, n, kv_dim);
   apply_rope(s, q, q_dim, c.n_heads, n);
   apply_rope(s, k, kv_dim, c.n_kv_heads, n);
   attention(s, l, q, q_dim, n, pos, att);
-  matmul(*w.wo, att, n, xb, nt);  // [n, dim]
+  linear(s, *w.wo, att, n, xb);  // [n, dim]
   add_inplace(x, xb, int64_t(n) * dim, nt);
 
   // --- feed-forward (SwiGLU) ---
   rmsnorm(x, w.ffn_norm_w, n, dim, c.norm_eps, xb, nt);
-  matmul(*w.w_gate, xb, n, hb, nt);
-  matmul(*w.w_up, xb, n, hb2, nt);
+  linear(s, *w.w_gate, xb, n, hb);
+  linear(s, *w.w_up, xb, n, hb2);
   const int64_t count = int64_t(n) * hidden;
 #pragma omp parallel for num_threads(nt) if (count >= (1 << 16))
   for (int64_t i = 0; i < count; ++i) {
     const float g = hb[i];
     hb[i] = g / (1.0f + std::exp(-g)) * hb2[i];  // silu(gate) * up
   }
-  matmul(*w.w_down, hb, n, xb, nt);  // [n, dim]
+  linear(s, *w.w_down, hb, n, xb);  // [n, dim]
   add_inplace(x, xb, int64_t(n) * dim, nt);
 }
 

@@ -4,6 +4,8 @@
 #pragma once
 #include <cstdint>
 #include <deque>
+#include <map>
+#include <string>
 #include <memory>
 #include <vector>
 
@@ -76,6 +78,11 @@ struct ForwardState {
   std::vector<float> scores;  // [n_threads, att_block, n_ctx]  attention scores, one block per thread
   void reserve(int n_rows);
 
+  // Calibration hook (Runner::set_matmul_observer) and the canonical name of
+  // each weight view it reports.
+  MatmulObserver observer;
+  std::map<const TensorView*, std::string> weight_names;
+
   // f32 copies of small vectors stored as f16/bf16 (deque: addresses stay put).
   std::deque<std::vector<float>> converted;
   const float* vector_f32(const TensorView* t);  // null -> null; f32 -> the view's data
@@ -86,6 +93,9 @@ struct Runner::State : ForwardState {
 };
 
 namespace fwd {
+
+// Y[n, n_out] = X[n, n_in] · W^T, reporting X to the observer first when one is set.
+void linear(ForwardState& s, const TensorView& W, const float* X, int n, float* Y);
 
 // out[n, dim] = RMSNorm(x[n, dim]) * w
 void rmsnorm(const float* x, const float* w, int n, int dim, float eps, float* out, int n_threads);

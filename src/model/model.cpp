@@ -44,9 +44,12 @@ void Model::validate_weights() const {
       fail(path, fmt::format("tensor '{}' has shape {}, expected {}", name, t->shape_str(), want.shape_str()),
            "the checkpoint does not match its config");
     }
-    if (t->dtype != DType::F32 && t->dtype != DType::F16 && t->dtype != DType::BF16)
-      fail(path, fmt::format("tensor '{}' has type {}, which lowbit cannot run yet", name, dtype_name(t->dtype)),
-           "weights must be f32, f16 or bf16");
+    const bool matrix = shape.size() == 2;
+    if (t->dtype != DType::F32 && t->dtype != DType::F16 && t->dtype != DType::BF16 &&
+        !(matrix && t->dtype == DType::QUANT))
+      fail(path, fmt::format("tensor '{}' has type {}, which lowbit cannot run", name, t->type_name()),
+           matrix ? "weight matrices must be f32, f16, bf16 or a quantized format of the formats table"
+                  : "norm and bias vectors must be f32, f16 or bf16");
   };
   const int64_t d = c.dim, v = c.n_vocab, h = c.hidden_dim;
   expect("token_embd.weight", {v, d});

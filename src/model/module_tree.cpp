@@ -29,7 +29,7 @@ std::string note_for(const Model& m, std::initializer_list<std::string> names) {
   double bytes = 0;
   for (const auto& n : names) {
     if (const TensorView* t = m.find_weight(n)) {
-      if (type.empty()) type = std::string(dtype_name(t->dtype));
+      if (type.empty()) type = t->type_name();
       bytes += double(t->nbytes);
     }
   }
