@@ -8,4 +8,6 @@ void register_generate(CLI::App& app);
 void register_ppl(CLI::App& app);
 void register_estimate(CLI::App& app);
 void register_quantize(CLI::App& app);
+void register_imatrix(CLI::App& app);
+void register_bench(CLI::App& app);
 }  // namespace lowbit::cli

@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   lowbit::cli::register_ppl(app);
   lowbit::cli::register_estimate(app);
   lowbit::cli::register_quantize(app);
+  lowbit::cli::register_imatrix(app);
+  lowbit::cli::register_bench(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
