@@ -182,9 +182,10 @@ void matmul(const TensorView& W, const float* X, int n_tok, float* Y, int n_thre
   if (W.shape.size() != 2)
     fail(W.name, "matmul needs a 2-D weight, got shape " + W.shape_str(), "this is a bug in the caller");
   const int64_t n_out = W.shape[0], n_in = W.shape[1];
-  LOWBIT_ASSERT(n_tok >= 0 && size_t(n_out * n_in) * dtype_size(W.dtype) <= W.nbytes);
   if (n_tok == 0 || n_out == 0) return;
   const int nt = std::max(1, n_threads);
+  if (W.dtype == DType::QUANT) return matmul_quant(W, X, n_tok, Y, nt);
+  LOWBIT_ASSERT(n_tok >= 0 && size_t(n_out * n_in) * dtype_size(W.dtype) <= W.nbytes);
   switch (W.dtype) {
     case DType::F32:
       matmul_f32(static_cast<const float*>(W.data), n_out, n_in, X, n_tok, Y, nt);
