@@ -3,11 +3,14 @@
 //
 // Per call: x is quantized to the format's dot_with format (included in the
 // time), then every row of W is dotted with it (OpenMP over rows, all threads).
+// "fast" is the runtime's own product, lowbit::matmul (model/matmul.h) with the
+// dispatched kernel; "ref" is a plain row loop over the scalar reference kernel.
 // Reported: GB/s of weight bytes read, and that rate as a share of this
 // machine's memory read bandwidth, measured here first (sum a 1 GiB buffer of
 // floats with all threads, best of 5).
 //
-// Shapes: [4096 out, 14336 in] and [14336 out, 4096 in] (a 8B-class FFN).
+// Shapes: [4096 out, 4096 in] (attention), [4096 out, 14336 in] and
+// [14336 out, 4096 in] (an 8B-class FFN).
 // Each format runs with the dispatched kernel ("fast", the ISA printed in the
 // setup; force one with LOWBIT_ISA=ref|avx2|avx512) and with the scalar reference ("ref").
 //
@@ -26,6 +29,8 @@
 #include "core/cpu_features.h"
 #include "formats/format.h"
 #include "kernels/dispatch.h"
+#include "lowbit/tensor.h"
+#include "model/matmul.h"
 
 using namespace lowbit;
 
@@ -56,7 +61,7 @@ std::vector<uint8_t> make_weights(const FormatTraits& f, int64_t n_out, int64_t 
 void BM_matvec(benchmark::State& state, FormatId id, bool fast, int64_t n_out, int64_t n_in) {
   const FormatTraits& f = format_traits(id);
   const FormatTraits& act = format_traits(f.dot_with);
-  const VecDotFn dot = fast ? f.vec_dot : f.vec_dot_ref;
+  const VecDotFn dot = f.vec_dot_ref;
   const std::vector<uint8_t> w = make_weights(f, n_out, n_in);  // [n_out, n_in] in f
   const size_t rb = row_bytes(id, n_in);
   std::vector<float> x(static_cast<size_t>(n_in));               // [n_in]
@@ -65,10 +70,22 @@ void BM_matvec(benchmark::State& state, FormatId id, bool fast, int64_t n_out, i
   for (auto& v : x) v = g(rng);
   std::vector<uint8_t> qx(row_bytes(act.id, n_in));              // x in the dot_with format
   std::vector<float> y(static_cast<size_t>(n_out));              // [n_out]
+  TensorView view;  // W as the runtime sees it
+  view.name = "W";
+  view.dtype = f.quantized ? DType::QUANT : (id == FormatId::F16 ? DType::F16 : DType::BF16);
+  view.format = id;
+  view.shape = {n_out, n_in};
+  view.data = w.data();
+  view.nbytes = w.size();
+  const int threads = omp_get_max_threads();
   for (auto _ : state) {
-    act.quantize_row_ref(x.data(), qx.data(), n_in, nullptr);
+    if (fast) {
+      matmul(view, x.data(), 1, y.data(), threads);
+    } else {
+      act.quantize_row_ref(x.data(), qx.data(), n_in, nullptr);
 #pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < n_out; ++r) y[size_t(r)] = dot(n_in, w.data() + size_t(r) * rb, qx.data());
+      for (int64_t r = 0; r < n_out; ++r) y[size_t(r)] = dot(n_in, w.data() + size_t(r) * rb, qx.data());
+    }
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
@@ -82,7 +99,7 @@ void register_all() {
   const FormatId weights[] = {FormatId::F16,  FormatId::BF16, FormatId::Q8_0, FormatId::Q4_0, FormatId::Q4_1,
                               FormatId::Q5_0, FormatId::Q5_1, FormatId::IQ4_NL, FormatId::Q2_K, FormatId::Q3_K,
                               FormatId::Q4_K, FormatId::Q5_K, FormatId::Q6_K};
-  const int64_t shapes[][2] = {{4096, 14336}, {14336, 4096}};  // [n_out, n_in]
+  const int64_t shapes[][2] = {{4096, 4096}, {4096, 14336}, {14336, 4096}};  // [n_out, n_in]
   for (FormatId id : weights)
     for (auto& s : shapes)
       for (bool fast : {true, false}) {

@@ -1,4 +1,6 @@
-// Y[n_tok, n_out] = X[n_tok, n_in] · W[n_out, n_in]^T for f32 / f16 / bf16 weights.
+// Y[n_tok, n_out] = X[n_tok, n_in] · W[n_out, n_in]^T for f32 / f16 / bf16 weights,
+// and for quantized weights in prompt-sized products (matmul_quant.cpp sends
+// n_tok >= its threshold here with the format's dequantize_row as converter).
 //
 // Two regimes, chosen by the size of the product:
 //
@@ -8,7 +10,8 @@
 //     inside each tile, so only one thread pool is ever busy.
 //       f32:       W used in place (a view into the mapped file): per tile one
 //                  cblas_sgemv (n_tok == 1) or cblas_sgemm.
-//       f16, bf16: n_tok < kHalfRowDotMaxTokens: each row is converted into a
+//       f16, bf16, quantized (matmul_converted):
+//                  n_tok < kHalfRowDotMaxTokens: each row is converted into a
 //                  per-thread buffer [n_in] (stays in L1/L2) and dotted with every
 //                  X row, so W is read exactly once; otherwise a tile's rows are
 //                  converted into a per-thread panel [kRowTile, n_in], then sgemm.
@@ -59,26 +62,27 @@ constexpr int64_t kParallelMinMacs = 1 << 20;   // smaller products run on the c
 
 // ---- f16 / bf16 -> f32 row conversion ----------------------------------
 
-__attribute__((target("avx,f16c"))) void f16_to_f32_row_f16c(const uint16_t* src, float* dst, int64_t n) {
+__attribute__((target("avx,f16c"))) void f16_to_f32_row_f16c(const void* vsrc, float* dst, int64_t n) {
+  const auto* src = static_cast<const uint16_t*>(vsrc);
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
     _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
   for (; i < n; ++i) dst[i] = f16_to_f32(src[i]);
 }
 
-void f16_to_f32_row_scalar(const uint16_t* src, float* dst, int64_t n) {
+void f16_to_f32_row_scalar(const void* vsrc, float* dst, int64_t n) {
+  const auto* src = static_cast<const uint16_t*>(vsrc);
   for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(src[i]);
 }
 
-void bf16_to_f32_row(const uint16_t* src, float* dst, int64_t n) {
+void bf16_to_f32_row(const void* vsrc, float* dst, int64_t n) {
+  const auto* src = static_cast<const uint16_t*>(vsrc);
   // bf16 is the top half of an f32: a shift (the compiler vectorises this loop).
   for (int64_t i = 0; i < n; ++i) {
     uint32_t u = uint32_t(src[i]) << 16;
     std::memcpy(dst + i, &u, 4);
   }
 }
-
-using RowConverter = void (*)(const uint16_t*, float*, int64_t);
 
 RowConverter row_converter(DType t) {
   if (t == DType::BF16) return bf16_to_f32_row;
@@ -129,8 +133,11 @@ void matmul_f32(const float* W, int64_t n_out, int64_t n_in, const float* X, int
   }
 }
 
-void matmul_half(const uint16_t* W, int64_t n_out, int64_t n_in, RowConverter convert, const float* X, int n_tok,
-                 float* Y, int nt) {
+}  // namespace
+
+void matmul_converted(const void* vW, size_t row_stride, int64_t n_out, int64_t n_in, RowConverter convert,
+                      const float* X, int n_tok, float* Y, int nt) {
+  const auto* W = static_cast<const uint8_t*>(vW);
   const int64_t macs = n_out * n_in * n_tok;
   if (macs >= kBlasThreadedMinMacs && nt > 1) {
     // Panels of rows converted by all threads into one f32 buffer [panel_rows, n_in]
@@ -141,7 +148,7 @@ void matmul_half(const uint16_t* W, int64_t n_out, int64_t n_in, RowConverter co
     for (int64_t r0 = 0; r0 < n_out; r0 += panel_rows) {
       const int64_t rows = std::min(panel_rows, n_out - r0);
 #pragma omp parallel for num_threads(nt) schedule(static)
-      for (int64_t r = 0; r < rows; ++r) convert(W + (r0 + r) * n_in, panel + r * n_in, n_in);
+      for (int64_t r = 0; r < rows; ++r) convert(W + size_t(r0 + r) * row_stride, panel + r * n_in, n_in);
       blas_matmul(X, n_tok, n_in, panel, rows, Y + r0, n_out);  // Y[:, r0:r0+rows] = X · panel^T
     }
     return;
@@ -156,19 +163,17 @@ void matmul_half(const uint16_t* W, int64_t n_out, int64_t n_in, RowConverter co
       // Convert one row at a time (buffer [n_in]) and dot it with each token.
       float* row = thread_buffer(size_t(n_in));
       for (int64_t r = r0; r < r0 + rows; ++r) {
-        convert(W + r * n_in, row, n_in);
+        convert(W + size_t(r) * row_stride, row, n_in);
         for (int t = 0; t < n_tok; ++t) Y[int64_t(t) * n_out + r] = dot(row, X + int64_t(t) * n_in, n_in);
       }
     } else {
       // Convert the tile's rows (panel [rows, n_in]), then one single-threaded sgemm.
       float* panel = thread_buffer(size_t(kRowTile * n_in));
-      for (int64_t r = 0; r < rows; ++r) convert(W + (r0 + r) * n_in, panel + r * n_in, n_in);
+      for (int64_t r = 0; r < rows; ++r) convert(W + size_t(r0 + r) * row_stride, panel + r * n_in, n_in);
       blas_matmul(X, n_tok, n_in, panel, rows, Y + r0, n_out);
     }
   }
 }
-
-}  // namespace
 
 ScopedBlasThreads::ScopedBlasThreads(int n) : prev_(openblas_get_num_threads()), changed_(prev_ != n) {
   if (changed_) openblas_set_num_threads(n);
@@ -193,7 +198,7 @@ void matmul(const TensorView& W, const float* X, int n_tok, float* Y, int n_thre
     case DType::F16:
     case DType::BF16:
       LOWBIT_ASSERT(reinterpret_cast<uintptr_t>(W.data) % alignof(uint16_t) == 0);
-      matmul_half(static_cast<const uint16_t*>(W.data), n_out, n_in, row_converter(W.dtype), X, n_tok, Y, nt);
+      matmul_converted(W.data, size_t(n_in) * 2, n_out, n_in, row_converter(W.dtype), X, n_tok, Y, nt);
       return;
     default:
       fail(W.name, "matmul cannot use weights of type " + std::string(dtype_name(W.dtype)),

@@ -12,9 +12,23 @@ namespace lowbit {
 // See matmul.cpp.
 void matmul(const TensorView& W, const float* X, int n_tok, float* Y, int n_threads);
 
-// The same for W of dtype QUANT (matmul_quant.cpp): activations quantized to
-// the weight format's dot_with format, one vec_dot per output element;
-// bit-identical for any thread count. matmul() forwards QUANT weights here.
+// Row-to-f32 conversion: n values of one stored row at src into dst
+// (f16/bf16 conversion, or a format's dequantize_row).
+using RowConverter = void (*)(const void* src, float* dst, int64_t n);
+
+// Y = X · W^T for W stored as n_out rows of row_stride bytes that `convert`
+// expands to n_in floats: rows (or row panels) are converted into per-thread
+// f32 buffers, then dotted / multiplied with BLAS in the regimes of matmul.cpp.
+void matmul_converted(const void* W, size_t row_stride, int64_t n_out, int64_t n_in, RowConverter convert,
+                      const float* X, int n_tok, float* Y, int n_threads);
+
+// The same for W of dtype QUANT (matmul_quant.cpp), forwarded here by matmul():
+//   n_tok <  kQuantSgemmMinTokens: activations quantized to the weight format's
+//            dot_with format, one vec_dot per output element (as ggml computes);
+//   n_tok >= kQuantSgemmMinTokens: weights dequantized to f32, then sgemm
+//            (matmul_converted) on the unquantized activations.
+// Bit-identical for any thread count, except in the threaded-BLAS regime.
+inline constexpr int kQuantSgemmMinTokens = 16;
 void matmul_quant(const TensorView& W, const float* X, int n_tok, float* Y, int n_threads);
 
 // Sets OpenBLAS's thread count while alive and restores the previous one after.

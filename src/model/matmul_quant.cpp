@@ -1,6 +1,9 @@
 // Y[n_tok, n_out] = X[n_tok, n_in] · W[n_out, n_in]^T for block-quantized weights.
 //
-// As ggml does: each activation row of X is first quantized to the format the
+// Prompt-sized products (n_tok >= kQuantSgemmMinTokens) dequantize row panels to f32
+// and run sgemm (matmul_converted in matmul.cpp): the dequantization is paid
+// once per weight row for all n_tok tokens, and sgemm's register blocking beats
+// one vec_dot per (row, token). Below that (generation, short prompts), as ggml does: each activation row of X is first quantized to the format the
 // weight format's dot product pairs with (FormatTraits::dot_with: q8_0, q8_1 or
 // q8_K), then every output element is one vec_dot of a weight row with an
 // activation row, run by the fastest kernel for this CPU (kernels/dispatch.h).
@@ -53,6 +56,7 @@ void matmul_quant(const TensorView& W, const float* X, int n_tok, float* Y, int 
   const size_t w_row = row_bytes(wf.id, n_in), x_row = row_bytes(af.id, n_in);
   LOWBIT_ASSERT(size_t(n_out) * w_row <= W.nbytes);
   const auto* w = static_cast<const uint8_t*>(W.data);
+  if (n_tok >= kQuantSgemmMinTokens) return matmul_converted(w, w_row, n_out, n_in, wf.dequantize_row, X, n_tok, Y, nt);
 
   // 1. Xq [n_tok, x_row bytes]: the activations in the dot product's format.
   uint8_t* xq = activation_buffer(size_t(n_tok) * x_row);
