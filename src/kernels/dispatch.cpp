@@ -42,7 +42,10 @@ IsaLevel active_isa() {
 VecDotFn vec_dot_for_isa(FormatId id, IsaLevel level) {
   level = clamp(level);
   // No AVX-512 kernels yet: the AVX-512 level uses the AVX2 ones (a superset ISA).
-  if (level >= IsaLevel::Avx2) return avx2_vec_dot(id);
+  if (level >= IsaLevel::Avx2) {
+    if (VecDotFn k = avx2_kquant_vec_dot(id)) return k;
+    return avx2_vec_dot(id);
+  }
   return nullptr;
 }
 

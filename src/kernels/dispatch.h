@@ -25,5 +25,8 @@ VecDotFn best_vec_dot(FormatId id);
 
 // Per-ISA kernel tables (dot_avx2.cpp, dot_avx512.cpp); nullptr = none.
 VecDotFn avx2_vec_dot(FormatId id);
+// AVX2 k-quant kernels with vector scale unpacking (dot_avx2_kquants.cpp); they
+// take precedence over avx2_vec_dot's for q2_K..q5_K.
+VecDotFn avx2_kquant_vec_dot(FormatId id);
 
 }  // namespace lowbit

@@ -1,0 +1,233 @@
+// AVX2 dot products of the k-quants q2_K, q3_K, q4_K, q5_K with q8_K
+// activations, with the sub-block scales decoded in vector registers.
+//
+// Same semantics as the scalar references in formats/q*_k.cpp (integer sums
+// exact; only the float summation order differs: super-blocks accumulate in f32
+// lanes). What makes them fast is the per-super-block preamble: the packed
+// 6-bit (q3_K, q4_K, q5_K) or 4-bit (q2_K) scales are unpacked with a few
+// 32-bit mask/shift operations into a vector of int16 scales, the min (or
+// bias) term is one madd of that vector with q8_K's 16 bsums, and the scale of
+// each 16- or 32-value group is broadcast by one pshufb, instead of a scalar
+// unpack and multiply per sub-block.
+//
+// Compiled for x86-64-v2 like the rest of the library: every function carries a
+// target attribute and is reached only through kernels/dispatch.cpp after
+// cpu_features() reported AVX2, FMA and F16C.
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "formats/k_quants.h"
+#include "kernels/dispatch.h"
+
+#define LB_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+namespace lowbit {
+namespace {
+
+LB_AVX2 inline float fp16(uint16_t h) { return _cvtsh_ss(h); }
+
+LB_AVX2 inline __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+LB_AVX2 inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline uint32_t load_u32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// q4_K / q5_K: the 12 scale bytes hold 8 x (6-bit scale, 6-bit min) (formats/k_quants.h
+// get_scale_min_k4). Returns the scales (bytes 0..7) and the mins (bytes 0..7):
+//   j < 4:  sc = s[j] & 63,                         m = s[j+4] & 63
+//   j >= 4: sc = (s[j+4] & 15) | (s[j-4] >> 6) << 4, m = (s[j+4] >> 4) | (s[j] >> 6) << 4
+// done four bytes at a time on 32-bit words u0 = s[0..3], u1 = s[4..7], u2 = s[8..11].
+inline void unpack_scales_mins_k4(const uint8_t* s, uint64_t& scales, uint64_t& mins) {
+  const uint32_t u0 = load_u32(s), u1 = load_u32(s + 4), u2 = load_u32(s + 8);
+  const uint32_t sc_lo = u0 & 0x3f3f3f3f, m_lo = u1 & 0x3f3f3f3f;
+  const uint32_t sc_hi = (u2 & 0x0f0f0f0f) | ((u0 >> 2) & 0x30303030);
+  const uint32_t m_hi = ((u2 >> 4) & 0x0f0f0f0f) | ((u1 >> 2) & 0x30303030);
+  scales = uint64_t(sc_lo) | uint64_t(sc_hi) << 32;
+  mins = uint64_t(m_lo) | uint64_t(m_hi) << 32;
+}
+
+// sum_j m[j] * (bsums[2j] + bsums[2j+1]) for 8 mins (bytes of `mins`), as 8 int32 lanes.
+LB_AVX2 inline __m256i mins_times_bsums32(uint64_t mins, const int16_t* bsums) {
+  const __m128i m8 = _mm_cvtsi64_si128(int64_t(mins));
+  const __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));  // m0 m0 m1 m1 ... (int16)
+  return _mm256_madd_epi16(m16, load32(bsums));
+}
+
+// Broadcast of int16 lane k of each 128-bit half: pshufb mask picking bytes 2k, 2k+1.
+LB_AVX2 inline __m256i pick16(__m256i v, int k) {
+  return _mm256_shuffle_epi8(v, _mm256_set1_epi16(int16_t((2 * k + 1) << 8 | 2 * k)));
+}
+// Low half: int16 lane k; high half: lane k + 1 (scales of two consecutive 16-value groups).
+LB_AVX2 inline __m256i pick16_pair(__m256i v, int k) {
+  const __m128i lo = _mm_set1_epi16(int16_t((2 * k + 1) << 8 | 2 * k));
+  const __m128i hi = _mm_set1_epi16(int16_t((2 * k + 3) << 8 | (2 * k + 2)));
+  return _mm256_shuffle_epi8(v, _mm256_set_m128i(hi, lo));
+}
+
+// q4_K . q8_K: block = y.d * (d * sum_j sc[j] * sum_{i in j} q_i y_i - dmin * sum_j m[j] * bsum_j),
+// q 0..15 (low nibbles of qs[32p..] are sub-block 2p, high nibbles 2p+1).
+LB_AVX2 float dot_q4_K_q8_K_v(int64_t n, const void* vx, const void* vy) {
+  const auto* x = static_cast<const BlockQ4_K*>(vx);
+  const auto* y = static_cast<const BlockQ8_K*>(vy);
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  __m256 acc = _mm256_setzero_ps(), acc_m = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    uint64_t sc, mn;
+    unpack_scales_mins_k4(x[b].scales, sc, mn);
+    const __m128i sc128 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(int64_t(sc)));  // 8 x int16
+    const __m256i scales = _mm256_set_m128i(sc128, sc128);
+    __m256i sumi = _mm256_setzero_si256();
+    for (int p = 0; p < 4; ++p) {
+      const __m256i qs = load32(x[b].qs + 32 * p);
+      const __m256i lo = _mm256_and_si256(qs, low4);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qs, 4), low4);
+      const __m256i plo = _mm256_maddubs_epi16(lo, load32(y[b].qs + 64 * p));  // int16, |.| <= 2*15*127
+      const __m256i phi = _mm256_maddubs_epi16(hi, load32(y[b].qs + 64 * p + 32));
+      sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(_mm256_madd_epi16(plo, pick16(scales, 2 * p)),
+                                                     _mm256_madd_epi16(phi, pick16(scales, 2 * p + 1))));
+    }
+    const float dy = y[b].d;
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(dy * fp16(x[b].d)), _mm256_cvtepi32_ps(sumi), acc);
+    acc_m = _mm256_fmadd_ps(_mm256_set1_ps(dy * fp16(x[b].dmin)),
+                            _mm256_cvtepi32_ps(mins_times_bsums32(mn, y[b].bsums)), acc_m);
+  }
+  return hsum(acc) - hsum(acc_m);
+}
+
+// q5_K . q8_K: as q4_K with q = nibble | (qh[l] >> j & 1) << 4 for sub-block j (q 0..31).
+LB_AVX2 float dot_q5_K_q8_K_v(int64_t n, const void* vx, const void* vy) {
+  const auto* x = static_cast<const BlockQ5_K*>(vx);
+  const auto* y = static_cast<const BlockQ8_K*>(vy);
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  const __m256i bit4 = _mm256_set1_epi8(0x10);
+  __m256 acc = _mm256_setzero_ps(), acc_m = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    uint64_t sc, mn;
+    unpack_scales_mins_k4(x[b].scales, sc, mn);
+    const __m128i sc128 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(int64_t(sc)));
+    const __m256i scales = _mm256_set_m128i(sc128, sc128);
+    __m256i qh = load32(x[b].qh);  // bit j of byte l: fifth bit of value 32j + l; shifted down as j advances
+    __m256i sumi = _mm256_setzero_si256();
+    for (int p = 0; p < 4; ++p) {
+      const __m256i qs = load32(x[b].qs + 32 * p);
+      const __m256i lo = _mm256_or_si256(_mm256_and_si256(qs, low4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), bit4));
+      const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qs, 4), low4),
+                                         _mm256_and_si256(_mm256_slli_epi16(qh, 3), bit4));
+      qh = _mm256_srli_epi16(qh, 2);
+      const __m256i plo = _mm256_maddubs_epi16(lo, load32(y[b].qs + 64 * p));  // |.| <= 2*31*127
+      const __m256i phi = _mm256_maddubs_epi16(hi, load32(y[b].qs + 64 * p + 32));
+      sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(_mm256_madd_epi16(plo, pick16(scales, 2 * p)),
+                                                     _mm256_madd_epi16(phi, pick16(scales, 2 * p + 1))));
+    }
+    const float dy = y[b].d;
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(dy * fp16(x[b].d)), _mm256_cvtepi32_ps(sumi), acc);
+    acc_m = _mm256_fmadd_ps(_mm256_set1_ps(dy * fp16(x[b].dmin)),
+                            _mm256_cvtepi32_ps(mins_times_bsums32(mn, y[b].bsums)), acc_m);
+  }
+  return hsum(acc) - hsum(acc_m);
+}
+
+// q2_K . q8_K: scales[g] = 4-bit scale | 4-bit min << 4 of 16-value group g; q 0..3 is
+// bit pair 2k of qs[32h + l] for value 128h + 32k + l.
+//   block = y.d * (d * sum_g sc[g] * sum_{i in g} q_i y_i - dmin * sum_g m[g] * bsums[g]).
+LB_AVX2 float dot_q2_K_q8_K_v(int64_t n, const void* vx, const void* vy) {
+  const auto* x = static_cast<const BlockQ2_K*>(vx);
+  const auto* y = static_cast<const BlockQ8_K*>(vy);
+  const __m256i three = _mm256_set1_epi8(0x03);
+  const __m128i low4 = _mm_set1_epi8(0x0F);
+  __m256 acc = _mm256_setzero_ps(), acc_m = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    const __m128i s = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].scales));
+    const __m256i sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(s, low4));                    // 16 x int16
+    const __m256i m16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(s, 4), low4));  // 16 x int16
+    const __m256i mins = _mm256_madd_epi16(m16, load32(y[b].bsums));
+    // groups 0..7 in the low halves, 8..15 in the high halves, for the pair pshufb below
+    const __m256i sc_lo = _mm256_permute2x128_si256(sc16, sc16, 0x00);
+    const __m256i sc_hi = _mm256_permute2x128_si256(sc16, sc16, 0x11);
+    __m256i sumi = _mm256_setzero_si256();
+    for (int h = 0; h < 2; ++h) {
+      const __m256i qs = load32(x[b].qs + 32 * h);
+      const __m256i sc = h == 0 ? sc_lo : sc_hi;
+      for (int k = 0; k < 4; ++k) {
+        const __m256i q = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * k), three);
+        const __m256i p = _mm256_maddubs_epi16(q, load32(y[b].qs + 128 * h + 32 * k));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, pick16_pair(sc, 2 * k)));
+      }
+    }
+    const float dy = y[b].d;
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(dy * fp16(x[b].d)), _mm256_cvtepi32_ps(sumi), acc);
+    acc_m = _mm256_fmadd_ps(_mm256_set1_ps(dy * fp16(x[b].dmin)), _mm256_cvtepi32_ps(mins), acc_m);
+  }
+  return hsum(acc) - hsum(acc_m);
+}
+
+// q3_K: 16 x 6-bit scales (+32) from 12 bytes: low 4 bits of j in scales[j % 8] (low
+// nibble j < 8, high nibble j >= 8), top 2 bits in scales[8 + j % 4] bits 2 * (j / 4).
+// Returns them as 16 signed bytes sc - 32.
+LB_AVX2 inline __m128i unpack_scales_q3_K(const uint8_t* s) {
+  const uint32_t u0 = load_u32(s), u1 = load_u32(s + 4), u2 = load_u32(s + 8);
+  const uint32_t m4 = 0x0f0f0f0f, m2 = 0x03030303;
+  const uint32_t j0 = (u0 & m4) | (u2 & m2) << 4;               // j 0..3
+  const uint32_t j4 = (u1 & m4) | ((u2 >> 2) & m2) << 4;        // j 4..7
+  const uint32_t j8 = ((u0 >> 4) & m4) | ((u2 >> 4) & m2) << 4; // j 8..11
+  const uint32_t j12 = ((u1 >> 4) & m4) | ((u2 >> 6) & m2) << 4; // j 12..15
+  return _mm_sub_epi8(_mm_setr_epi32(int(j0), int(j4), int(j8), int(j12)), _mm_set1_epi8(32));
+}
+
+// q3_K . q8_K: q = u - 4 with u = low2 | hbit << 2 in 0..7 (hbit = hmask[l] bit (4h + k) for
+// value 128h + 32k + l):  block = y.d * d * sum_g sc[g] * (sum_{i in g} u_i y_i - 4 * bsums[g]).
+LB_AVX2 float dot_q3_K_q8_K_v(int64_t n, const void* vx, const void* vy) {
+  const auto* x = static_cast<const BlockQ3_K*>(vx);
+  const auto* y = static_cast<const BlockQ8_K*>(vy);
+  const __m256i three = _mm256_set1_epi8(0x03);
+  const __m256i four = _mm256_set1_epi8(0x04);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    const __m256i sc16 = _mm256_cvtepi8_epi16(unpack_scales_q3_K(x[b].scales));  // 16 x int16, -32..31
+    // bias = 4 * sum_g sc[g] * bsums[g] (the -4 of every q), as 8 int32 lanes
+    const __m256i bias = _mm256_slli_epi32(_mm256_madd_epi16(sc16, load32(y[b].bsums)), 2);
+    const __m256i sc_lo = _mm256_permute2x128_si256(sc16, sc16, 0x00);
+    const __m256i sc_hi = _mm256_permute2x128_si256(sc16, sc16, 0x11);
+    __m256i hm = load32(x[b].hmask);  // bit (4h + k) of byte l; shifted down as k advances
+    __m256i sumi = _mm256_setzero_si256();
+    for (int h = 0; h < 2; ++h) {
+      const __m256i qs = load32(x[b].qs + 32 * h);
+      const __m256i sc = h == 0 ? sc_lo : sc_hi;
+      for (int k = 0; k < 4; ++k) {
+        const __m256i u = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qs, 2 * k), three),
+                                          _mm256_and_si256(_mm256_slli_epi16(hm, 2), four));
+        hm = _mm256_srli_epi16(hm, 1);
+        const __m256i p = _mm256_maddubs_epi16(u, load32(y[b].qs + 128 * h + 32 * k));  // |.| <= 2*7*127
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, pick16_pair(sc, 2 * k)));
+      }
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(y[b].d * fp16(x[b].d)), _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi, bias)),
+                          acc);
+  }
+  return hsum(acc);
+}
+
+}  // namespace
+
+VecDotFn avx2_kquant_vec_dot(FormatId id) {
+  switch (id) {
+    case FormatId::Q2_K: return dot_q2_K_q8_K_v;
+    case FormatId::Q3_K: return dot_q3_K_q8_K_v;
+    case FormatId::Q4_K: return dot_q4_K_q8_K_v;
+    case FormatId::Q5_K: return dot_q5_K_q8_K_v;
+    default: return nullptr;
+  }
+}
+
+}  // namespace lowbit
