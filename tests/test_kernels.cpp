@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -120,3 +121,30 @@ TEST(Kernels, MatchReference) {
   }
   EXPECT_GT(checked, 0);
 }
+
+namespace {
+
+// The fast dequantizers (prompt processing) must give the reference's floats bit for bit.
+TEST(Kernels, FastDequantizeIsBitIdentical) {
+  std::mt19937 rng(11);
+  int checked = 0;
+  for (const FormatTraits& f : all_formats()) {
+    ASSERT_NE(f.dequantize_row_fast, nullptr) << f.name;
+    if (f.dequantize_row_fast == f.dequantize_row) continue;
+    for (int64_t n : row_lengths(f)) {
+      for (int kind = 0; kind < 3; ++kind) {
+        std::vector<float> xf = random_row(rng, n, kind);
+        std::vector<uint8_t> q(row_bytes(f.id, n));
+        f.quantize_row_ref(xf.data(), q.data(), n, nullptr);
+        std::vector<float> ref(static_cast<size_t>(n)), got(static_cast<size_t>(n), NAN);
+        f.dequantize_row(q.data(), ref.data(), n);
+        f.dequantize_row_fast(q.data(), got.data(), n);
+        ASSERT_EQ(0, std::memcmp(ref.data(), got.data(), ref.size() * sizeof(float))) << f.name << " n = " << n;
+        ++checked;
+      }
+    }
+  }
+  if (best_isa_supported() >= IsaLevel::Avx2) EXPECT_GT(checked, 0);
+}
+
+}  // namespace

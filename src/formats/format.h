@@ -38,6 +38,9 @@ struct FormatTraits {
   DequantizeRowFn dequantize_row;
   VecDotFn vec_dot_ref;      // scalar reference dot
   VecDotFn vec_dot;          // fastest kernel for this CPU (set once at start-up), == ref when none
+  // Fastest dequantize_row for this CPU (set once at start-up; bit-identical to
+  // dequantize_row), == dequantize_row when none. Family tables leave it unset.
+  DequantizeRowFn dequantize_row_fast = nullptr;
 
   double bits_per_weight() const { return 8.0 * double(block_bytes) / double(block_size); }
 };

@@ -18,8 +18,11 @@ const std::vector<FormatTraits>& table() {
     std::vector<FormatTraits> r;
     for (auto family : {float_formats(), legacy_formats(), kquant_formats()}) r.insert(r.end(), family.begin(), family.end());
     std::sort(r.begin(), r.end(), [](const FormatTraits& a, const FormatTraits& b) { return a.id < b.id; });
-    for (auto& f : r)  // fastest kernel for this CPU (kernels/dispatch.h); the reference when none
+    for (auto& f : r) {  // fastest kernels for this CPU (kernels/dispatch.h); the references when none
       if (VecDotFn fast = best_vec_dot(f.id)) f.vec_dot = fast;
+      const DequantizeRowFn deq = best_dequantize_row(f.id);
+      f.dequantize_row_fast = deq ? deq : f.dequantize_row;
+    }
     return r;
   }();
   return rows;

@@ -23,10 +23,14 @@ VecDotFn vec_dot_for_isa(FormatId id, IsaLevel level);
 // vec_dot_for_isa(id, active_isa()).
 VecDotFn best_vec_dot(FormatId id);
 
+// Fastest dequantize_row for `id` at the active level, or nullptr (keep the reference).
+DequantizeRowFn best_dequantize_row(FormatId id);
+
 // Per-ISA kernel tables (dot_avx2.cpp, dot_avx512.cpp); nullptr = none.
 VecDotFn avx2_vec_dot(FormatId id);
 // AVX2 k-quant kernels with vector scale unpacking (dot_avx2_kquants.cpp); they
 // take precedence over avx2_vec_dot's for q2_K..q5_K.
 VecDotFn avx2_kquant_vec_dot(FormatId id);
+DequantizeRowFn avx2_dequantize_row(FormatId id);  // dequant_avx2.cpp
 
 }  // namespace lowbit

@@ -56,7 +56,7 @@ void matmul_quant(const TensorView& W, const float* X, int n_tok, float* Y, int 
   const size_t w_row = row_bytes(wf.id, n_in), x_row = row_bytes(af.id, n_in);
   LOWBIT_ASSERT(size_t(n_out) * w_row <= W.nbytes);
   const auto* w = static_cast<const uint8_t*>(W.data);
-  if (n_tok >= kQuantSgemmMinTokens) return matmul_converted(w, w_row, n_out, n_in, wf.dequantize_row, X, n_tok, Y, nt);
+  if (n_tok >= kQuantSgemmMinTokens) return matmul_converted(w, w_row, n_out, n_in, wf.dequantize_row_fast, X, n_tok, Y, nt);
 
   // 1. Xq [n_tok, x_row bytes]: the activations in the dot product's format.
   uint8_t* xq = activation_buffer(size_t(n_tok) * x_row);
