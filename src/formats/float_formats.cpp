@@ -18,42 +18,32 @@ float dot_f32(int64_t n, const void* x, const void* y) {
   return float(s);
 }
 
-void quantize_f16(const float* x, void* y, int64_t n, const float*) {
+// f16 and bf16: one 16-bit value per weight; only the conversion differs.
+template <uint16_t (*from_f32)(float)>
+void quantize_16bit(const float* x, void* y, int64_t n, const float*) {
   auto* out = static_cast<uint16_t*>(y);
-  for (int64_t i = 0; i < n; ++i) out[i] = f32_to_f16(x[i]);
+  for (int64_t i = 0; i < n; ++i) out[i] = from_f32(x[i]);
 }
-void dequantize_f16(const void* x, float* y, int64_t n) {
+template <float (*to_f32)(uint16_t)>
+void dequantize_16bit(const void* x, float* y, int64_t n) {
   const auto* in = static_cast<const uint16_t*>(x);
-  for (int64_t i = 0; i < n; ++i) y[i] = f16_to_f32(in[i]);
+  for (int64_t i = 0; i < n; ++i) y[i] = to_f32(in[i]);
 }
-float dot_f16(int64_t n, const void* x, const void* y) {
+template <float (*to_f32)(uint16_t)>
+float dot_16bit(int64_t n, const void* x, const void* y) {
   const auto* a = static_cast<const uint16_t*>(x);
   const float* b = static_cast<const float*>(y);
   double s = 0;
-  for (int64_t i = 0; i < n; ++i) s += double(f16_to_f32(a[i])) * b[i];
-  return float(s);
-}
-
-void quantize_bf16(const float* x, void* y, int64_t n, const float*) {
-  auto* out = static_cast<uint16_t*>(y);
-  for (int64_t i = 0; i < n; ++i) out[i] = f32_to_bf16(x[i]);
-}
-void dequantize_bf16(const void* x, float* y, int64_t n) {
-  const auto* in = static_cast<const uint16_t*>(x);
-  for (int64_t i = 0; i < n; ++i) y[i] = bf16_to_f32(in[i]);
-}
-float dot_bf16(int64_t n, const void* x, const void* y) {
-  const auto* a = static_cast<const uint16_t*>(x);
-  const float* b = static_cast<const float*>(y);
-  double s = 0;
-  for (int64_t i = 0; i < n; ++i) s += double(bf16_to_f32(a[i])) * b[i];
+  for (int64_t i = 0; i < n; ++i) s += double(to_f32(a[i])) * b[i];
   return float(s);
 }
 
 const FormatTraits kRows[] = {
     {FormatId::F32, "f32", 1, 4, false, FormatId::F32, quantize_f32, dequantize_f32, dot_f32, dot_f32},
-    {FormatId::F16, "f16", 1, 2, false, FormatId::F32, quantize_f16, dequantize_f16, dot_f16, dot_f16},
-    {FormatId::BF16, "bf16", 1, 2, false, FormatId::F32, quantize_bf16, dequantize_bf16, dot_bf16, dot_bf16},
+    {FormatId::F16, "f16", 1, 2, false, FormatId::F32, quantize_16bit<f32_to_f16>, dequantize_16bit<f16_to_f32>,
+     dot_16bit<f16_to_f32>, dot_16bit<f16_to_f32>},
+    {FormatId::BF16, "bf16", 1, 2, false, FormatId::F32, quantize_16bit<f32_to_bf16>, dequantize_16bit<bf16_to_f32>,
+     dot_16bit<bf16_to_f32>, dot_16bit<bf16_to_f32>},
 };
 
 }  // namespace

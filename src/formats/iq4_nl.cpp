@@ -19,19 +19,21 @@
 //    indices stale from the previous block; they decode to 0 either way).
 //  * a block whose importance is all zero: ggml stores d = NaN; lowbit
 //    quantizes that block as without importance.
-#include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "core/half.h"
 #include "formats/blocks_legacy.h"
-#include "lowbit/error.h"
 
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
 #elif defined(__GNUC__)
 #pragma GCC optimize("fp-contract=off")
 #endif
+
+// Included after the pragma, so that the row loops are compiled with the same
+// options as the per-block code and it inlines into them.
+#include "formats/block_loops.h"
 
 namespace lowbit {
 namespace {
@@ -68,7 +70,7 @@ void fit(const float* x, const float* w, float id, float& sum_qx, float& sum_qq,
 
 // One block. `importance` is the block's 32 weights or nullptr (then the _ref
 // variant: weights x^2, no extra trials). Writes the scale and packed indices.
-void quantize_block(const float* x, const float* importance, BlockIQ4_NL* out) {
+void quantize_block(const float* x, const float* importance, BlockIQ4_NL& out) {
   float w[QK];
   uint8_t idx[QK];
   if (importance) {
@@ -88,8 +90,8 @@ void quantize_block(const float* x, const float* importance, BlockIQ4_NL* out) {
     }
   }
   if (amax < kGroupMaxEps) {
-    out->d = f32_to_f16(0.0f);
-    std::memset(out->qs, kZeroIndex | kZeroIndex << 4, sizeof(out->qs));
+    out.d = f32_to_f16(0.0f);
+    std::memset(out.qs, kZeroIndex | kZeroIndex << 4, sizeof(out.qs));
     return;
   }
 
@@ -112,53 +114,41 @@ void quantize_block(const float* x, const float* importance, BlockIQ4_NL* out) {
       best = d * sum_qx;
     }
   }
-  out->d = f32_to_f16(d);
+  out.d = f32_to_f16(d);
   if (tries > 0) {  // re-pick the indices for the final (unrounded) scale
     const float id = d != 0.0f ? 1 / d : 0.0f;
     for (int j = 0; j < QK; ++j) idx[j] = uint8_t(nearest_grid_index(id * x[j]));
   }
-  for (int j = 0; j < QK / 2; ++j) out->qs[j] = uint8_t(idx[j] | idx[j + QK / 2] << 4);
+  for (int j = 0; j < QK / 2; ++j) out.qs[j] = uint8_t(idx[j] | idx[j + QK / 2] << 4);
 }
 
 }  // namespace
 
-void quantize_row_iq4_nl(const float* x, void* vy, int64_t n, const float* importance) {
-  LOWBIT_ASSERT(n % QK == 0);
-  auto* y = static_cast<BlockIQ4_NL*>(vy);
-  for (int64_t b = 0; b < n / QK; ++b) {
-    const float* imp = importance ? importance + b * QK : nullptr;
-    if (imp && std::all_of(imp, imp + QK, [](float v) { return v == 0.0f; })) imp = nullptr;
-    quantize_block(x + b * QK, imp, &y[b]);
-  }
+// A block whose importance is all zero is quantized as without importance (block_loops.h).
+void quantize_row_iq4_nl(const float* x, void* y, int64_t n, const float* importance) {
+  quantize_row_by_block<BlockIQ4_NL>(x, y, n, QK, importance, quantize_block);
 }
 
-void dequantize_row_iq4_nl(const void* vx, float* y, int64_t n) {
-  LOWBIT_ASSERT(n % QK == 0);
-  const auto* x = static_cast<const BlockIQ4_NL*>(vx);
-  for (int64_t b = 0; b < n / QK; ++b, y += QK) {
-    const float d = f16_to_f32(x[b].d);
+void dequantize_row_iq4_nl(const void* x, float* y, int64_t n) {
+  dequantize_row_by_block<BlockIQ4_NL>(x, y, n, QK, [](const BlockIQ4_NL& b, float* yb) {
+    const float d = f16_to_f32(b.d);
     for (int j = 0; j < QK / 2; ++j) {
-      y[j] = d * float(kIq4nlValues[x[b].qs[j] & 0x0F]);
-      y[j + QK / 2] = d * float(kIq4nlValues[x[b].qs[j] >> 4]);
+      yb[j] = d * float(kIq4nlValues[b.qs[j] & 0x0F]);
+      yb[j + QK / 2] = d * float(kIq4nlValues[b.qs[j] >> 4]);
     }
-  }
+  });
 }
 
 // Per block an exact integer sum of grid value * q8 level, scaled by d_x * d_y; blocks sum in double.
-float vec_dot_iq4_nl_q8_0_ref(int64_t n, const void* vx, const void* vy) {
-  LOWBIT_ASSERT(n % QK == 0);
-  const auto* x = static_cast<const BlockIQ4_NL*>(vx);
-  const auto* y = static_cast<const BlockQ8_0*>(vy);
-  double sum = 0;
-  for (int64_t b = 0; b < n / QK; ++b) {
+float vec_dot_iq4_nl_q8_0_ref(int64_t n, const void* x, const void* y) {
+  return vec_dot_by_block<BlockIQ4_NL, BlockQ8_0>(n, QK, x, y, [](const BlockIQ4_NL& bx, const BlockQ8_0& by) {
     int32_t isum = 0;
     for (int j = 0; j < QK / 2; ++j) {
-      isum += int(kIq4nlValues[x[b].qs[j] & 0x0F]) * y[b].qs[j];
-      isum += int(kIq4nlValues[x[b].qs[j] >> 4]) * y[b].qs[j + QK / 2];
+      isum += int(kIq4nlValues[bx.qs[j] & 0x0F]) * by.qs[j];
+      isum += int(kIq4nlValues[bx.qs[j] >> 4]) * by.qs[j + QK / 2];
     }
-    sum += double(f16_to_f32(x[b].d)) * f16_to_f32(y[b].d) * isum;
-  }
-  return float(sum);
+    return double(f16_to_f32(bx.d)) * f16_to_f32(by.d) * isum;
+  });
 }
 
 }  // namespace lowbit

@@ -11,7 +11,7 @@
 namespace lowbit {
 namespace kq {
 
-void dequantize_affine(const AffineSuperBlock& b, const AffineLayout& L, float* y) {
+void dequantize(const AffineSuperBlock& b, const AffineLayout& L, float* y) {
   const float d = f16_to_f32(b.d), dmin = f16_to_f32(b.dmin);
   for (int j = 0; j < L.n_sub; ++j) {
     const float dl = d * float(b.sc[j]), ml = dmin * float(b.m[j]);
@@ -19,7 +19,7 @@ void dequantize_affine(const AffineSuperBlock& b, const AffineLayout& L, float* 
   }
 }
 
-void dequantize_symmetric(const SymmetricSuperBlock& b, const SymmetricLayout& L, float* y) {
+void dequantize(const SymmetricSuperBlock& b, const SymmetricLayout& L, float* y) {
   const float d = f16_to_f32(b.d);
   for (int j = 0; j < L.n_sub; ++j) {
     const float dl = d * float(b.sc[j]);
@@ -27,7 +27,7 @@ void dequantize_symmetric(const SymmetricSuperBlock& b, const SymmetricLayout& L
   }
 }
 
-double dot_affine_q8_K(const AffineSuperBlock& b, const AffineLayout& L, const BlockQ8_K& y) {
+double dot_q8_K(const AffineSuperBlock& b, const AffineLayout& L, const BlockQ8_K& y) {
   int64_t sum_q = 0, sum_m = 0;
   for (int j = 0; j < L.n_sub; ++j) {
     int32_t s = 0;
@@ -38,7 +38,7 @@ double dot_affine_q8_K(const AffineSuperBlock& b, const AffineLayout& L, const B
   return double(y.d) * (double(f16_to_f32(b.d)) * double(sum_q) - double(f16_to_f32(b.dmin)) * double(sum_m));
 }
 
-double dot_symmetric_q8_K(const SymmetricSuperBlock& b, const SymmetricLayout& L, const BlockQ8_K& y) {
+double dot_q8_K(const SymmetricSuperBlock& b, const SymmetricLayout& L, const BlockQ8_K& y) {
   int64_t sum_q = 0;
   for (int j = 0; j < L.n_sub; ++j) {
     int32_t s = 0;

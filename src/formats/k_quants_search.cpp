@@ -215,6 +215,11 @@ SymmetricFit fit_symmetric(const float* x, const float* w, int n, int q_lo, int 
   return best;
 }
 
+// The eight partial sums of round_affine / round_symmetric, added in a fixed order.
+double sum8(const float* acc) {
+  return ((double(acc[0]) + acc[1]) + (double(acc[2]) + acc[3])) + ((double(acc[4]) + acc[5]) + (double(acc[6]) + acc[7]));
+}
+
 // ---------------------------------------------------------------------------
 // Super-block, affine.
 
@@ -237,7 +242,7 @@ double round_affine(const float* x, const float* w, int n, int q_max, float scal
       const float diff = scale * level - min - x[i];
       acc[k] += w[i] * diff * diff;
     }
-  return ((double(acc[0]) + acc[1]) + (double(acc[2]) + acc[3])) + ((double(acc[4]) + acc[5]) + (double(acc[6]) + acc[7]));
+  return sum8(acc);
 }
 
 struct AffineState {
@@ -258,8 +263,7 @@ void requantize(const float* x, const float* w, const AffineLayout& L, AffineSta
 
 // For fixed d / dmin, gives each sub-block the integer scale / min (neighbours of
 // its ideal a_j / d, m_j / dmin, or its current pair) with the lowest error.
-void pick_affine_integers(const float* x, const float* w, const AffineLayout& L, const AffineFit* fits,
-                          AffineState& s) {
+void pick_integers(const float* x, const float* w, const AffineLayout& L, const AffineFit* fits, AffineState& s) {
   uint8_t q[32];
   s.err = 0;
   for (int j = 0; j < L.n_sub; ++j) {
@@ -295,7 +299,7 @@ void pick_affine_integers(const float* x, const float* w, const AffineLayout& L,
 
 // Least-squares d, dmin >= 0 for the state's integers and levels:
 // minimise sum w (d * A - dmin * B - x)^2 with A = sc[j] * q, B = m[j].
-void refit_d_dmin(const float* x, const float* w, const AffineLayout& L, AffineState& s) {
+void refit_d(const float* x, const float* w, const AffineLayout& L, AffineState& s) {
   double aa = 0, ab = 0, bb = 0, ax = 0, bx = 0;
   for (int i = 0; i < L.n_sub * L.sub_len; ++i) {
     int j = i / L.sub_len;
@@ -339,7 +343,7 @@ double round_symmetric(const float* x, const float* w, int n, int q_lo, int q_hi
       const float diff = scale * level - x[i];
       acc[k] += w[i] * diff * diff;
     }
-  return ((double(acc[0]) + acc[1]) + (double(acc[2]) + acc[3])) + ((double(acc[4]) + acc[5]) + (double(acc[6]) + acc[7]));
+  return sum8(acc);
 }
 
 struct SymmetricState {
@@ -357,9 +361,9 @@ void requantize(const float* x, const float* w, const SymmetricLayout& L, Symmet
 }
 
 // For a fixed d, gives each sub-block the integer scale (around its ideal s_j / d,
-// or its current one) with the lowest error, as pick_affine_integers does.
-void pick_symmetric_integers(const float* x, const float* w, const SymmetricLayout& L, const SymmetricFit* fits,
-                             SymmetricState& s) {
+// or its current one) with the lowest error, as the affine pick_integers does.
+void pick_integers(const float* x, const float* w, const SymmetricLayout& L, const SymmetricFit* fits,
+                   SymmetricState& s) {
   int8_t q[32];
   s.err = 0;
   for (int j = 0; j < L.n_sub; ++j) {
@@ -396,6 +400,29 @@ void refit_d(const float* x, const float* w, const SymmetricLayout& L, Symmetric
   if (aa > 0) s.d = round_to_f16(float(ax / aa), s.blk.d);
 }
 
+// ---------------------------------------------------------------------------
+// Super-block, either kind.
+
+// One start of the super-block search, from the d (and dmin) set in `cur`: pick
+// the integers, then alternate "refit d (and dmin), re-round the levels" and
+// "re-pick the integers" while either step improves; returns the best state seen.
+template <class Layout, class Fit, class State>
+State descend(const float* x, const float* w, const Layout& L, const Fit* fits, State cur) {
+  pick_integers(x, w, L, fits, cur);
+  State run = cur;
+  for (int r = 0; r < kSuperBlockRounds; ++r) {
+    bool improved = false;
+    refit_d(x, w, L, cur);
+    requantize(x, w, L, cur);
+    if (cur.err < run.err) run = cur, improved = true;
+    pick_integers(x, w, L, fits, cur);
+    if (cur.err < run.err) run = cur, improved = true;
+    if (!improved) break;
+    cur = run;
+  }
+  return run;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -409,7 +436,7 @@ void superblock_weights(const float* importance, int sub_len, float* w) {
   }
 }
 
-void search_affine(const float* x, const float* w, const AffineLayout& L, AffineSuperBlock& out) {
+void search(const float* x, const float* w, const AffineLayout& L, AffineSuperBlock& out) {
   AffineFit fits[16];
   float max_a = 0, max_m = 0;
   for (int j = 0; j < L.n_sub; ++j) {
@@ -424,24 +451,13 @@ void search_affine(const float* x, const float* w, const AffineLayout& L, Affine
     AffineState cur;
     cur.d = round_to_f16(max_a / (float(L.sc_max) - shrink), cur.blk.d);
     cur.dmin = round_to_f16(max_m / (float(L.sc_max) - shrink), cur.blk.dmin);
-    pick_affine_integers(x, w, L, fits, cur);
-    AffineState run = cur;
-    for (int r = 0; r < kSuperBlockRounds; ++r) {
-      bool improved = false;
-      refit_d_dmin(x, w, L, cur);
-      requantize(x, w, L, cur);
-      if (cur.err < run.err) run = cur, improved = true;
-      pick_affine_integers(x, w, L, fits, cur);
-      if (cur.err < run.err) run = cur, improved = true;
-      if (!improved) break;
-      cur = run;
-    }
+    const AffineState run = descend(x, w, L, fits, cur);
     if (run.err < best.err) best = run;
   }
   out = best.blk;
 }
 
-void search_symmetric(const float* x, const float* w, const SymmetricLayout& L, SymmetricSuperBlock& out) {
+void search(const float* x, const float* w, const SymmetricLayout& L, SymmetricSuperBlock& out) {
   SymmetricFit fits[16];
   float s_max = 0;  // the sub-block scale of largest magnitude, with its sign
   for (int j = 0; j < L.n_sub; ++j) {
@@ -457,18 +473,7 @@ void search_symmetric(const float* x, const float* w, const SymmetricLayout& L, 
     SymmetricState cur;
     cur.d = round_to_f16(s_max / float(end), cur.blk.d);
     if (cur.d == 0) continue;  // below the smallest f16: the block stays zero
-    pick_symmetric_integers(x, w, L, fits, cur);
-    SymmetricState run = cur;
-    for (int r = 0; r < kSuperBlockRounds; ++r) {
-      bool improved = false;
-      refit_d(x, w, L, cur);
-      requantize(x, w, L, cur);
-      if (cur.err < run.err) run = cur, improved = true;
-      pick_symmetric_integers(x, w, L, fits, cur);
-      if (cur.err < run.err) run = cur, improved = true;
-      if (!improved) break;
-      cur = run;
-    }
+    const SymmetricState run = descend(x, w, L, fits, cur);
     if (run.err < best.err) best = run;
   }
   if (best.err < std::numeric_limits<double>::infinity()) out = best.blk;

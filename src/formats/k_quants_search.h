@@ -1,7 +1,8 @@
 // K-quant super-blocks in unpacked form (one byte per level and per integer
 // scale), the scale / min search that fills them (k_quants_search.cpp), and
 // the dequantize / dot product every weight format shares once its bits are
-// unpacked (k_quants.cpp). Each format's file only packs and unpacks its layout.
+// unpacked (k_quants.cpp), and the row loops around them (below). Each format's
+// file only packs and unpacks its layout.
 //
 // A k-quant super-block of 256 values stores, per sub-block j, a small integer
 // scale sc[j] (and for the affine types a small integer min m[j]), and, per
@@ -29,6 +30,7 @@
 #pragma once
 #include <cstdint>
 
+#include "formats/block_loops.h"
 #include "formats/k_quants.h"
 
 namespace lowbit::kq {
@@ -65,22 +67,58 @@ struct SymmetricSuperBlock {
 };
 
 // x, w: [n_sub * sub_len] values and their (non-negative) error weights.
-void search_affine(const float* x, const float* w, const AffineLayout& layout, AffineSuperBlock& out);
-void search_symmetric(const float* x, const float* w, const SymmetricLayout& layout, SymmetricSuperBlock& out);
+void search(const float* x, const float* w, const AffineLayout& layout, AffineSuperBlock& out);
+void search(const float* x, const float* w, const SymmetricLayout& layout, SymmetricSuperBlock& out);
 
-// The error weights of one super-block (256 values at x): importance[0..255]
-// when given, else 1s; a sub-block of `sub_len` whose importance is all zero
-// gets 1s (its error does not count, but its scale should still be sane).
+// The error weights of one super-block: importance[0..255] when given, else 1s;
+// a sub-block of `sub_len` whose importance is all zero gets 1s (its error does
+// not count, but its scale should still be sane).
 void superblock_weights(const float* importance, int sub_len, float* w);
 
 // Values of an unpacked super-block, computed in f32 exactly as ggml's
 // dequantize_row_<type> does ((d * sc) * q - dmin * m), so they are bit-equal.
-void dequantize_affine(const AffineSuperBlock& b, const AffineLayout& layout, float* y);
-void dequantize_symmetric(const SymmetricSuperBlock& b, const SymmetricLayout& layout, float* y);
+void dequantize(const AffineSuperBlock& b, const AffineLayout& layout, float* y);
+void dequantize(const SymmetricSuperBlock& b, const SymmetricLayout& layout, float* y);
 
 // Dot product of an unpacked super-block with one q8_K block, in integers per
 // sub-block then scaled: y.d * (d * sum_j sc[j] * sum_i q_i y_i  -  dmin * sum_j m[j] * bsums_j).
-double dot_affine_q8_K(const AffineSuperBlock& b, const AffineLayout& layout, const BlockQ8_K& y);
-double dot_symmetric_q8_K(const SymmetricSuperBlock& b, const SymmetricLayout& layout, const BlockQ8_K& y);
+// (Symmetric: the same without the dmin term.)
+double dot_q8_K(const AffineSuperBlock& b, const AffineLayout& layout, const BlockQ8_K& y);
+double dot_q8_K(const SymmetricSuperBlock& b, const SymmetricLayout& layout, const BlockQ8_K& y);
+
+// The row kernels of a weight format (traits-table signatures, format.h), from
+// its layout and the pack / unpack between its block struct and the unpacked
+// super-block, which is all a format's file defines.
+template <class Block, class Layout, class Unpacked>
+void quantize_row(const float* x, void* y, int64_t n, const float* importance, const Layout& layout,
+                  void (*pack)(const Unpacked&, Block&)) {
+  quantize_row_by_block<Block>(x, y, n, kQK_K, importance, [&](const float* xb, const float* imp, Block& out) {
+    float w[kQK_K];
+    superblock_weights(imp, layout.sub_len, w);
+    Unpacked u;
+    search(xb, w, layout, u);
+    pack(u, out);
+  });
+}
+
+template <class Block, class Layout, class Unpacked>
+void dequantize_row(const void* x, float* y, int64_t n, const Layout& layout, void (*unpack)(const Block&, Unpacked&)) {
+  Unpacked u;  // reused: unpack writes every field a block's layout uses
+  dequantize_row_by_block<Block>(x, y, n, kQK_K, [&](const Block& b, float* yb) {
+    unpack(b, u);
+    dequantize(u, layout, yb);
+  });
+}
+
+// x: one row of the weight format, y: one row of q8_K.
+template <class Block, class Layout, class Unpacked>
+float vec_dot_q8_K(int64_t n, const void* x, const void* y, const Layout& layout,
+                   void (*unpack)(const Block&, Unpacked&)) {
+  Unpacked u;  // reused, as above
+  return vec_dot_by_block<Block, BlockQ8_K>(n, kQK_K, x, y, [&](const Block& bx, const BlockQ8_K& by) {
+    unpack(bx, u);
+    return dot_q8_K(u, layout, by);
+  });
+}
 
 }  // namespace lowbit::kq

@@ -23,13 +23,16 @@
 #include "core/half.h"
 #include "formats/blocks_legacy.h"
 #include "formats/families.h"
-#include "lowbit/error.h"
 
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
 #elif defined(__GNUC__)
 #pragma GCC optimize("fp-contract=off")
 #endif
+
+// Included after the pragma, so that the row loops are compiled with the same
+// options as the per-block code and it inlines into them.
+#include "formats/block_loops.h"
 
 namespace lowbit {
 namespace {
@@ -109,14 +112,9 @@ float row_sigma2(const float* x, int64_t n) {
   for (int64_t j = 0; j < n; ++j) sum += x[j] * x[j];
   return sum / float(n);
 }
-// A block whose importance is all zero carries no preference; ggml's searches
-// then collapse (q4_0 / q5_0 store scale 0, iq4_nl a NaN scale), so lowbit
-// quantizes such a block as if no importance had been given.
-bool all_zero(const float* importance) {
-  for (int j = 0; j < QK; ++j)
-    if (importance[j] != 0.0f) return false;
-  return true;
-}
+// (A block whose importance is all zero carries no preference; ggml's searches
+// then collapse - q4_0 / q5_0 store scale 0, iq4_nl a NaN scale - so lowbit
+// quantizes such a block as if no importance had been given: block_loops.h.)
 void block_weights(const float* x, const float* importance, float sigma2, float* w) {
   for (int j = 0; j < QK; ++j) w[j] = importance[j] * std::sqrt(sigma2 + x[j] * x[j]);
 }
@@ -235,94 +233,20 @@ float search_scale_offset(const float* x, const float* w, int nmax, uint8_t* q, 
   return scale;
 }
 
-}  // namespace
-
-// ---------------------------------------------------------------- quantize
-
-void quantize_row_q4_0(const float* x, void* vy, int64_t n, const float* importance) {
-  LOWBIT_ASSERT(n % QK == 0);
-  auto* y = static_cast<BlockQ4_0*>(vy);
+// Row loop of q4_0 / q5_0 / q4_1 / q5_1: quantize_block(x_b, w_b, out) gets the
+// block's search weights w_b (the imatrix path), or nullptr (the plain rounding)
+// when there is no importance or the block's importance is all zero.
+template <class Block, class QuantizeBlock>
+void quantize_row_weighted(const float* x, void* y, int64_t n, const float* importance, QuantizeBlock quantize_block) {
   const float sigma2 = importance ? row_sigma2(x, n) : 0.0f;
-  uint8_t q[QK];
-  float w[QK];
-  for (int64_t b = 0; b < n / QK; ++b) {
-    const float* xb = x + b * QK;
-    float d;
-    if (importance && !all_zero(importance + b * QK)) {
-      block_weights(xb, importance + b * QK, sigma2, w);
-      d = search_symmetric(xb, w, 8, q);
-    } else {
-      d = round_symmetric(xb, 8, q);
-    }
-    y[b].d = f32_to_f16(d);
-    pack_nibbles(q, y[b].qs);
-  }
-}
-
-void quantize_row_q5_0(const float* x, void* vy, int64_t n, const float* importance) {
-  LOWBIT_ASSERT(n % QK == 0);
-  auto* y = static_cast<BlockQ5_0*>(vy);
-  const float sigma2 = importance ? row_sigma2(x, n) : 0.0f;
-  uint8_t q[QK];
-  float w[QK];
-  for (int64_t b = 0; b < n / QK; ++b) {
-    const float* xb = x + b * QK;
-    float d;
-    if (importance && !all_zero(importance + b * QK)) {
-      block_weights(xb, importance + b * QK, sigma2, w);
-      d = search_symmetric(xb, w, 16, q);
-    } else {
-      d = round_symmetric(xb, 16, q);
-    }
-    y[b].d = f32_to_f16(d);
-    pack_fives(q, y[b].qs, y[b].qh);
-  }
-}
-
-void quantize_row_q4_1(const float* x, void* vy, int64_t n, const float* importance) {
-  LOWBIT_ASSERT(n % QK == 0);
-  auto* y = static_cast<BlockQ4_1*>(vy);
-  const float sigma2 = importance ? row_sigma2(x, n) : 0.0f;
-  uint8_t q[QK];
-  float w[QK];
-  for (int64_t b = 0; b < n / QK; ++b) {
-    const float* xb = x + b * QK;
-    float d, m;
-    if (importance && !all_zero(importance + b * QK)) {
-      block_weights(xb, importance + b * QK, sigma2, w);
-      d = search_scale_offset(xb, w, 15, q, &m);
-    } else {
-      d = round_min_max(xb, 15, q, &m);
-    }
-    y[b].d = f32_to_f16(d);
-    y[b].m = f32_to_f16(m);
-    pack_nibbles(q, y[b].qs);
-  }
-}
-
-void quantize_row_q5_1(const float* x, void* vy, int64_t n, const float* importance) {
-  LOWBIT_ASSERT(n % QK == 0);
-  auto* y = static_cast<BlockQ5_1*>(vy);
-  const float sigma2 = importance ? row_sigma2(x, n) : 0.0f;
-  uint8_t q[QK];
-  float w[QK];
-  for (int64_t b = 0; b < n / QK; ++b) {
-    const float* xb = x + b * QK;
-    float d, m;
-    if (importance && !all_zero(importance + b * QK)) {
-      block_weights(xb, importance + b * QK, sigma2, w);
-      d = search_scale_offset(xb, w, 31, q, &m);
-    } else {
-      d = round_min_max(xb, 31, q, &m);
-    }
-    y[b].d = f32_to_f16(d);
-    y[b].m = f32_to_f16(m);
-    pack_fives(q, y[b].qs, y[b].qh);
-  }
+  quantize_row_by_block<Block>(x, y, n, QK, importance, [&](const float* xb, const float* imp, Block& out) {
+    float w[QK];
+    if (imp) block_weights(xb, imp, sigma2, w);
+    quantize_block(xb, imp ? w : nullptr, out);
+  });
 }
 
 // q8_0 / q8_1: d = absmax / 127, q = round-half-away-from-zero(x / d).
-namespace {
 float round_q8(const float* x, int8_t* q) {
   float amax = 0.0f;
   for (int j = 0; j < QK; ++j) amax = std::max(amax, std::fabs(x[j]));
@@ -331,88 +255,130 @@ float round_q8(const float* x, int8_t* q) {
   for (int j = 0; j < QK; ++j) q[j] = int8_t(std::round(x[j] * id));
   return d;
 }
-}  // namespace
 
-void quantize_row_q8_0(const float* x, void* vy, int64_t n, const float*) {
-  LOWBIT_ASSERT(n % QK == 0);
-  auto* y = static_cast<BlockQ8_0*>(vy);
-  for (int64_t b = 0; b < n / QK; ++b) y[b].d = f32_to_f16(round_q8(x + b * QK, y[b].qs));
+// q8_0 / q8_1 block values (q8_1's s is not needed to expand it).
+template <class BlockQ8>
+void dequantize_block_q8(const BlockQ8& b, float* y) {
+  const float d = f16_to_f32(b.d);
+  for (int j = 0; j < QK; ++j) y[j] = float(b.qs[j]) * d;
 }
 
-void quantize_row_q8_1(const float* x, void* vy, int64_t n, const float*) {
-  LOWBIT_ASSERT(n % QK == 0);
-  auto* y = static_cast<BlockQ8_1*>(vy);
-  for (int64_t b = 0; b < n / QK; ++b) {
-    const float d = round_q8(x + b * QK, y[b].qs);
+// q8_0 . q8_0 and q8_1 . q8_1 (s unused): d_x * d_y * sum(qx * qy).
+template <class BlockQ8>
+double dot_block_q8(const BlockQ8& bx, const BlockQ8& by) {
+  int32_t isum = 0;
+  for (int j = 0; j < QK; ++j) isum += int(bx.qs[j]) * by.qs[j];
+  return double(f16_to_f32(bx.d)) * f16_to_f32(by.d) * isum;
+}
+
+// Exact integer sum of level products of one block: sum_j (q[j] - zero) * qy[j].
+int32_t block_isum(const uint8_t* q, int zero, const int8_t* qy) {
+  int32_t isum = 0;
+  for (int j = 0; j < QK; ++j) isum += (int(q[j]) - zero) * qy[j];
+  return isum;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- quantize
+
+void quantize_row_q4_0(const float* x, void* y, int64_t n, const float* importance) {
+  quantize_row_weighted<BlockQ4_0>(x, y, n, importance, [](const float* xb, const float* w, BlockQ4_0& out) {
+    uint8_t q[QK];
+    out.d = f32_to_f16(w ? search_symmetric(xb, w, 8, q) : round_symmetric(xb, 8, q));
+    pack_nibbles(q, out.qs);
+  });
+}
+
+void quantize_row_q5_0(const float* x, void* y, int64_t n, const float* importance) {
+  quantize_row_weighted<BlockQ5_0>(x, y, n, importance, [](const float* xb, const float* w, BlockQ5_0& out) {
+    uint8_t q[QK];
+    out.d = f32_to_f16(w ? search_symmetric(xb, w, 16, q) : round_symmetric(xb, 16, q));
+    pack_fives(q, out.qs, out.qh);
+  });
+}
+
+void quantize_row_q4_1(const float* x, void* y, int64_t n, const float* importance) {
+  quantize_row_weighted<BlockQ4_1>(x, y, n, importance, [](const float* xb, const float* w, BlockQ4_1& out) {
+    uint8_t q[QK];
+    float m;
+    out.d = f32_to_f16(w ? search_scale_offset(xb, w, 15, q, &m) : round_min_max(xb, 15, q, &m));
+    out.m = f32_to_f16(m);
+    pack_nibbles(q, out.qs);
+  });
+}
+
+void quantize_row_q5_1(const float* x, void* y, int64_t n, const float* importance) {
+  quantize_row_weighted<BlockQ5_1>(x, y, n, importance, [](const float* xb, const float* w, BlockQ5_1& out) {
+    uint8_t q[QK];
+    float m;
+    out.d = f32_to_f16(w ? search_scale_offset(xb, w, 31, q, &m) : round_min_max(xb, 31, q, &m));
+    out.m = f32_to_f16(m);
+    pack_fives(q, out.qs, out.qh);
+  });
+}
+
+// q8_0 / q8_1 ignore importance.
+void quantize_row_q8_0(const float* x, void* y, int64_t n, const float*) {
+  quantize_row_by_block<BlockQ8_0>(x, y, n, QK, nullptr, [](const float* xb, const float*, BlockQ8_0& out) {
+    out.d = f32_to_f16(round_q8(xb, out.qs));
+  });
+}
+
+void quantize_row_q8_1(const float* x, void* y, int64_t n, const float*) {
+  quantize_row_by_block<BlockQ8_1>(x, y, n, QK, nullptr, [](const float* xb, const float*, BlockQ8_1& out) {
+    const float d = round_q8(xb, out.qs);
     int sum = 0;
-    for (int j = 0; j < QK; ++j) sum += y[b].qs[j];
-    y[b].d = f32_to_f16(d);
-    y[b].s = f32_to_f16(float(sum) * d);
-  }
+    for (int j = 0; j < QK; ++j) sum += out.qs[j];
+    out.d = f32_to_f16(d);
+    out.s = f32_to_f16(float(sum) * d);
+  });
 }
 
 // ---------------------------------------------------------------- dequantize
 
-void dequantize_row_q4_0(const void* vx, float* y, int64_t n) {
-  LOWBIT_ASSERT(n % QK == 0);
-  const auto* x = static_cast<const BlockQ4_0*>(vx);
-  uint8_t q[QK];
-  for (int64_t b = 0; b < n / QK; ++b, y += QK) {
-    const float d = f16_to_f32(x[b].d);
-    unpack_nibbles(x[b].qs, q);
-    for (int j = 0; j < QK; ++j) y[j] = float(int(q[j]) - 8) * d;
-  }
+void dequantize_row_q4_0(const void* x, float* y, int64_t n) {
+  dequantize_row_by_block<BlockQ4_0>(x, y, n, QK, [](const BlockQ4_0& b, float* yb) {
+    uint8_t q[QK];
+    unpack_nibbles(b.qs, q);
+    const float d = f16_to_f32(b.d);
+    for (int j = 0; j < QK; ++j) yb[j] = float(int(q[j]) - 8) * d;
+  });
 }
 
-void dequantize_row_q4_1(const void* vx, float* y, int64_t n) {
-  LOWBIT_ASSERT(n % QK == 0);
-  const auto* x = static_cast<const BlockQ4_1*>(vx);
-  uint8_t q[QK];
-  for (int64_t b = 0; b < n / QK; ++b, y += QK) {
-    const float d = f16_to_f32(x[b].d), m = f16_to_f32(x[b].m);
-    unpack_nibbles(x[b].qs, q);
-    for (int j = 0; j < QK; ++j) y[j] = float(q[j]) * d + m;
-  }
+void dequantize_row_q4_1(const void* x, float* y, int64_t n) {
+  dequantize_row_by_block<BlockQ4_1>(x, y, n, QK, [](const BlockQ4_1& b, float* yb) {
+    uint8_t q[QK];
+    unpack_nibbles(b.qs, q);
+    const float d = f16_to_f32(b.d), m = f16_to_f32(b.m);
+    for (int j = 0; j < QK; ++j) yb[j] = float(q[j]) * d + m;
+  });
 }
 
-void dequantize_row_q5_0(const void* vx, float* y, int64_t n) {
-  LOWBIT_ASSERT(n % QK == 0);
-  const auto* x = static_cast<const BlockQ5_0*>(vx);
-  uint8_t q[QK];
-  for (int64_t b = 0; b < n / QK; ++b, y += QK) {
-    const float d = f16_to_f32(x[b].d);
-    unpack_fives(x[b].qs, x[b].qh, q);
-    for (int j = 0; j < QK; ++j) y[j] = float(int(q[j]) - 16) * d;
-  }
+void dequantize_row_q5_0(const void* x, float* y, int64_t n) {
+  dequantize_row_by_block<BlockQ5_0>(x, y, n, QK, [](const BlockQ5_0& b, float* yb) {
+    uint8_t q[QK];
+    unpack_fives(b.qs, b.qh, q);
+    const float d = f16_to_f32(b.d);
+    for (int j = 0; j < QK; ++j) yb[j] = float(int(q[j]) - 16) * d;
+  });
 }
 
-void dequantize_row_q5_1(const void* vx, float* y, int64_t n) {
-  LOWBIT_ASSERT(n % QK == 0);
-  const auto* x = static_cast<const BlockQ5_1*>(vx);
-  uint8_t q[QK];
-  for (int64_t b = 0; b < n / QK; ++b, y += QK) {
-    const float d = f16_to_f32(x[b].d), m = f16_to_f32(x[b].m);
-    unpack_fives(x[b].qs, x[b].qh, q);
-    for (int j = 0; j < QK; ++j) y[j] = float(q[j]) * d + m;
-  }
+void dequantize_row_q5_1(const void* x, float* y, int64_t n) {
+  dequantize_row_by_block<BlockQ5_1>(x, y, n, QK, [](const BlockQ5_1& b, float* yb) {
+    uint8_t q[QK];
+    unpack_fives(b.qs, b.qh, q);
+    const float d = f16_to_f32(b.d), m = f16_to_f32(b.m);
+    for (int j = 0; j < QK; ++j) yb[j] = float(q[j]) * d + m;
+  });
 }
 
-void dequantize_row_q8_0(const void* vx, float* y, int64_t n) {
-  LOWBIT_ASSERT(n % QK == 0);
-  const auto* x = static_cast<const BlockQ8_0*>(vx);
-  for (int64_t b = 0; b < n / QK; ++b, y += QK) {
-    const float d = f16_to_f32(x[b].d);
-    for (int j = 0; j < QK; ++j) y[j] = float(x[b].qs[j]) * d;
-  }
+void dequantize_row_q8_0(const void* x, float* y, int64_t n) {
+  dequantize_row_by_block<BlockQ8_0>(x, y, n, QK, dequantize_block_q8<BlockQ8_0>);
 }
 
-void dequantize_row_q8_1(const void* vx, float* y, int64_t n) {
-  LOWBIT_ASSERT(n % QK == 0);
-  const auto* x = static_cast<const BlockQ8_1*>(vx);
-  for (int64_t b = 0; b < n / QK; ++b, y += QK) {
-    const float d = f16_to_f32(x[b].d);
-    for (int j = 0; j < QK; ++j) y[j] = float(x[b].qs[j]) * d;
-  }
+void dequantize_row_q8_1(const void* x, float* y, int64_t n) {
+  dequantize_row_by_block<BlockQ8_1>(x, y, n, QK, dequantize_block_q8<BlockQ8_1>);
 }
 
 // ---------------------------------------------------------------- reference dot products
@@ -420,92 +386,48 @@ void dequantize_row_q8_1(const void* vx, float* y, int64_t n) {
 // accumulate in double. With an offset m (q4_1, q5_1) the block adds
 // m * s_y, s_y being q8_1's stored d_y * sum(q_y) (ggml's formula).
 
-float vec_dot_q4_0_q8_0_ref(int64_t n, const void* vx, const void* vy) {
-  LOWBIT_ASSERT(n % QK == 0);
-  const auto* x = static_cast<const BlockQ4_0*>(vx);
-  const auto* y = static_cast<const BlockQ8_0*>(vy);
-  uint8_t q[QK];
-  double sum = 0;
-  for (int64_t b = 0; b < n / QK; ++b) {
-    unpack_nibbles(x[b].qs, q);
-    int32_t isum = 0;
-    for (int j = 0; j < QK; ++j) isum += (int(q[j]) - 8) * y[b].qs[j];
-    sum += double(f16_to_f32(x[b].d)) * f16_to_f32(y[b].d) * isum;
-  }
-  return float(sum);
+float vec_dot_q4_0_q8_0_ref(int64_t n, const void* x, const void* y) {
+  return vec_dot_by_block<BlockQ4_0, BlockQ8_0>(n, QK, x, y, [](const BlockQ4_0& bx, const BlockQ8_0& by) {
+    uint8_t q[QK];
+    unpack_nibbles(bx.qs, q);
+    const int32_t isum = block_isum(q, 8, by.qs);
+    return double(f16_to_f32(bx.d)) * f16_to_f32(by.d) * isum;
+  });
 }
 
-float vec_dot_q5_0_q8_0_ref(int64_t n, const void* vx, const void* vy) {
-  LOWBIT_ASSERT(n % QK == 0);
-  const auto* x = static_cast<const BlockQ5_0*>(vx);
-  const auto* y = static_cast<const BlockQ8_0*>(vy);
-  uint8_t q[QK];
-  double sum = 0;
-  for (int64_t b = 0; b < n / QK; ++b) {
-    unpack_fives(x[b].qs, x[b].qh, q);
-    int32_t isum = 0;
-    for (int j = 0; j < QK; ++j) isum += (int(q[j]) - 16) * y[b].qs[j];
-    sum += double(f16_to_f32(x[b].d)) * f16_to_f32(y[b].d) * isum;
-  }
-  return float(sum);
+float vec_dot_q5_0_q8_0_ref(int64_t n, const void* x, const void* y) {
+  return vec_dot_by_block<BlockQ5_0, BlockQ8_0>(n, QK, x, y, [](const BlockQ5_0& bx, const BlockQ8_0& by) {
+    uint8_t q[QK];
+    unpack_fives(bx.qs, bx.qh, q);
+    const int32_t isum = block_isum(q, 16, by.qs);
+    return double(f16_to_f32(bx.d)) * f16_to_f32(by.d) * isum;
+  });
 }
 
-float vec_dot_q4_1_q8_1_ref(int64_t n, const void* vx, const void* vy) {
-  LOWBIT_ASSERT(n % QK == 0);
-  const auto* x = static_cast<const BlockQ4_1*>(vx);
-  const auto* y = static_cast<const BlockQ8_1*>(vy);
-  uint8_t q[QK];
-  double sum = 0;
-  for (int64_t b = 0; b < n / QK; ++b) {
-    unpack_nibbles(x[b].qs, q);
-    int32_t isum = 0;
-    for (int j = 0; j < QK; ++j) isum += int(q[j]) * y[b].qs[j];
-    sum += double(f16_to_f32(x[b].d)) * f16_to_f32(y[b].d) * isum +
-           double(f16_to_f32(x[b].m)) * f16_to_f32(y[b].s);
-  }
-  return float(sum);
+float vec_dot_q4_1_q8_1_ref(int64_t n, const void* x, const void* y) {
+  return vec_dot_by_block<BlockQ4_1, BlockQ8_1>(n, QK, x, y, [](const BlockQ4_1& bx, const BlockQ8_1& by) {
+    uint8_t q[QK];
+    unpack_nibbles(bx.qs, q);
+    const int32_t isum = block_isum(q, 0, by.qs);
+    return double(f16_to_f32(bx.d)) * f16_to_f32(by.d) * isum + double(f16_to_f32(bx.m)) * f16_to_f32(by.s);
+  });
 }
 
-float vec_dot_q5_1_q8_1_ref(int64_t n, const void* vx, const void* vy) {
-  LOWBIT_ASSERT(n % QK == 0);
-  const auto* x = static_cast<const BlockQ5_1*>(vx);
-  const auto* y = static_cast<const BlockQ8_1*>(vy);
-  uint8_t q[QK];
-  double sum = 0;
-  for (int64_t b = 0; b < n / QK; ++b) {
-    unpack_fives(x[b].qs, x[b].qh, q);
-    int32_t isum = 0;
-    for (int j = 0; j < QK; ++j) isum += int(q[j]) * y[b].qs[j];
-    sum += double(f16_to_f32(x[b].d)) * f16_to_f32(y[b].d) * isum +
-           double(f16_to_f32(x[b].m)) * f16_to_f32(y[b].s);
-  }
-  return float(sum);
+float vec_dot_q5_1_q8_1_ref(int64_t n, const void* x, const void* y) {
+  return vec_dot_by_block<BlockQ5_1, BlockQ8_1>(n, QK, x, y, [](const BlockQ5_1& bx, const BlockQ8_1& by) {
+    uint8_t q[QK];
+    unpack_fives(bx.qs, bx.qh, q);
+    const int32_t isum = block_isum(q, 0, by.qs);
+    return double(f16_to_f32(bx.d)) * f16_to_f32(by.d) * isum + double(f16_to_f32(bx.m)) * f16_to_f32(by.s);
+  });
 }
 
-float vec_dot_q8_0_q8_0_ref(int64_t n, const void* vx, const void* vy) {
-  LOWBIT_ASSERT(n % QK == 0);
-  const auto* x = static_cast<const BlockQ8_0*>(vx);
-  const auto* y = static_cast<const BlockQ8_0*>(vy);
-  double sum = 0;
-  for (int64_t b = 0; b < n / QK; ++b) {
-    int32_t isum = 0;
-    for (int j = 0; j < QK; ++j) isum += int(x[b].qs[j]) * y[b].qs[j];
-    sum += double(f16_to_f32(x[b].d)) * f16_to_f32(y[b].d) * isum;
-  }
-  return float(sum);
+float vec_dot_q8_0_q8_0_ref(int64_t n, const void* x, const void* y) {
+  return vec_dot_by_block<BlockQ8_0, BlockQ8_0>(n, QK, x, y, dot_block_q8<BlockQ8_0>);
 }
 
-float vec_dot_q8_1_q8_1_ref(int64_t n, const void* vx, const void* vy) {
-  LOWBIT_ASSERT(n % QK == 0);
-  const auto* x = static_cast<const BlockQ8_1*>(vx);
-  const auto* y = static_cast<const BlockQ8_1*>(vy);
-  double sum = 0;
-  for (int64_t b = 0; b < n / QK; ++b) {
-    int32_t isum = 0;
-    for (int j = 0; j < QK; ++j) isum += int(x[b].qs[j]) * y[b].qs[j];
-    sum += double(f16_to_f32(x[b].d)) * f16_to_f32(y[b].d) * isum;
-  }
-  return float(sum);
+float vec_dot_q8_1_q8_1_ref(int64_t n, const void* x, const void* y) {
+  return vec_dot_by_block<BlockQ8_1, BlockQ8_1>(n, QK, x, y, dot_block_q8<BlockQ8_1>);
 }
 
 // ---------------------------------------------------------------- table rows

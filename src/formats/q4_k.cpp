@@ -4,7 +4,6 @@
 
 #include "formats/k_quants.h"
 #include "formats/k_quants_search.h"
-#include "lowbit/error.h"
 
 namespace lowbit {
 namespace {
@@ -33,39 +32,14 @@ void unpack(const BlockQ4_K& b, kq::AffineSuperBlock& u) {
 
 }  // namespace
 
-void quantize_row_q4_K(const float* x, void* vy, int64_t n, const float* importance) {
-  LOWBIT_ASSERT(n % kQK_K == 0);
-  auto* y = static_cast<BlockQ4_K*>(vy);
-  float w[kQK_K];
-  for (int64_t b = 0; b < n / kQK_K; ++b) {
-    kq::superblock_weights(importance ? importance + b * kQK_K : nullptr, kLayout.sub_len, w);
-    kq::AffineSuperBlock u;
-    kq::search_affine(x + b * kQK_K, w, kLayout, u);
-    pack(u, y[b]);
-  }
+void quantize_row_q4_K(const float* x, void* y, int64_t n, const float* importance) {
+  kq::quantize_row(x, y, n, importance, kLayout, pack);
 }
 
-void dequantize_row_q4_K(const void* vx, float* y, int64_t n) {
-  LOWBIT_ASSERT(n % kQK_K == 0);
-  const auto* x = static_cast<const BlockQ4_K*>(vx);
-  kq::AffineSuperBlock u;
-  for (int64_t b = 0; b < n / kQK_K; ++b) {
-    unpack(x[b], u);
-    kq::dequantize_affine(u, kLayout, y + b * kQK_K);
-  }
-}
+void dequantize_row_q4_K(const void* x, float* y, int64_t n) { kq::dequantize_row(x, y, n, kLayout, unpack); }
 
-float vec_dot_q4_K_q8_K_ref(int64_t n, const void* vx, const void* vy) {
-  LOWBIT_ASSERT(n % kQK_K == 0);
-  const auto* x = static_cast<const BlockQ4_K*>(vx);
-  const auto* y = static_cast<const BlockQ8_K*>(vy);
-  kq::AffineSuperBlock u;
-  double sum = 0;
-  for (int64_t b = 0; b < n / kQK_K; ++b) {
-    unpack(x[b], u);
-    sum += kq::dot_affine_q8_K(u, kLayout, y[b]);
-  }
-  return float(sum);
+float vec_dot_q4_K_q8_K_ref(int64_t n, const void* x, const void* y) {
+  return kq::vec_dot_q8_K(n, x, y, kLayout, unpack);
 }
 
 }  // namespace lowbit

@@ -7,50 +7,41 @@
 #include <cmath>
 #include <cstring>
 
+#include "formats/block_loops.h"
 #include "formats/k_quants.h"
-#include "lowbit/error.h"
 
 namespace lowbit {
 
-void quantize_row_q8_K(const float* x, void* vy, int64_t n, const float*) {
-  LOWBIT_ASSERT(n % kQK_K == 0);
-  auto* y = static_cast<BlockQ8_K*>(vy);
-  for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
-    BlockQ8_K& blk = y[b];
+void quantize_row_q8_K(const float* x, void* y, int64_t n, const float*) {
+  quantize_row_by_block<BlockQ8_K>(x, y, n, kQK_K, nullptr, [](const float* xb, const float*, BlockQ8_K& blk) {
     float max = 0;  // the value of largest magnitude (first one on ties), with its sign
     for (int i = 0; i < kQK_K; ++i)
-      if (std::fabs(x[i]) > std::fabs(max)) max = x[i];
+      if (std::fabs(xb[i]) > std::fabs(max)) max = xb[i];
     std::memset(&blk, 0, sizeof blk);
-    if (max == 0) continue;
+    if (max == 0) return;
     // The largest value maps to -127 (so q never needs -128); d carries the sign.
     const float iscale = -127.f / max;
     for (int i = 0; i < kQK_K; ++i) {
-      float v = iscale * x[i];
+      float v = iscale * xb[i];
       blk.qs[i] = int8_t(v >= 127.f ? 127 : v <= -127.f ? -127 : int(std::lrintf(v)));
       blk.bsums[i / 16] = int16_t(blk.bsums[i / 16] + blk.qs[i]);
     }
     blk.d = 1 / iscale;
-  }
+  });
 }
 
-void dequantize_row_q8_K(const void* vx, float* y, int64_t n) {
-  LOWBIT_ASSERT(n % kQK_K == 0);
-  const auto* x = static_cast<const BlockQ8_K*>(vx);
-  for (int64_t b = 0; b < n / kQK_K; ++b)
-    for (int i = 0; i < kQK_K; ++i) y[b * kQK_K + i] = x[b].d * float(x[b].qs[i]);
+void dequantize_row_q8_K(const void* x, float* y, int64_t n) {
+  dequantize_row_by_block<BlockQ8_K>(x, y, n, kQK_K, [](const BlockQ8_K& b, float* yb) {
+    for (int i = 0; i < kQK_K; ++i) yb[i] = b.d * float(b.qs[i]);
+  });
 }
 
-float vec_dot_q8_K_q8_K_ref(int64_t n, const void* vx, const void* vy) {
-  LOWBIT_ASSERT(n % kQK_K == 0);
-  const auto* x = static_cast<const BlockQ8_K*>(vx);
-  const auto* y = static_cast<const BlockQ8_K*>(vy);
-  double sum = 0;
-  for (int64_t b = 0; b < n / kQK_K; ++b) {
+float vec_dot_q8_K_q8_K_ref(int64_t n, const void* x, const void* y) {
+  return vec_dot_by_block<BlockQ8_K, BlockQ8_K>(n, kQK_K, x, y, [](const BlockQ8_K& bx, const BlockQ8_K& by) {
     int32_t s = 0;
-    for (int i = 0; i < kQK_K; ++i) s += int32_t(x[b].qs[i]) * y[b].qs[i];
-    sum += double(x[b].d) * double(y[b].d) * double(s);
-  }
-  return float(sum);
+    for (int i = 0; i < kQK_K; ++i) s += int32_t(bx.qs[i]) * by.qs[i];
+    return double(bx.d) * double(by.d) * double(s);
+  });
 }
 
 }  // namespace lowbit

@@ -62,86 +62,64 @@ LB_AVX2 inline __m256i bits_to_bytes(const uint8_t* qh4) {
 
 LB_AVX2 inline __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
+// acc += scale * float(sumi), lane by lane.
+LB_AVX2 inline __m256 add_scaled(__m256 acc, float scale, __m256i sumi) {
+  return _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(sumi), acc);
+}
+
 // ---------------------------------------------------------------- legacy 32-value formats
+// A block's 32 levels as bytes: signed for the formats paired with q8_0 (levels(), so that
+// block = d_x * d_y * sum(level * qy)), unsigned for those with an offset, paired with
+// q8_1 (levels_u8(), block = d_x * d_y * sum(level * qy) + m_x * s_y).
 
-// q8_0 . q8_0: block = d_x * d_y * sum(qx * qy).
-LB_AVX2 float dot_q8_0_q8_0(int64_t n, const void* vx, const void* vy) {
-  const auto* x = static_cast<const BlockQ8_0*>(vx);
+// q8_0: the stored quants.
+LB_AVX2 inline __m256i levels(const BlockQ8_0& b) { return load32(b.qs); }
+
+// q4_0: q - 8 in -8..7.
+LB_AVX2 inline __m256i levels(const BlockQ4_0& b) {
+  return _mm256_sub_epi8(unpack_nibbles32(b.qs), _mm256_set1_epi8(8));
+}
+
+// iq4_nl: grid[q]; the lookup is a pshufb on the 16-entry table.
+LB_AVX2 inline __m256i levels(const BlockIQ4_NL& b) {
+  const __m128i grid = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues));
+  return _mm256_shuffle_epi8(_mm256_set_m128i(grid, grid), unpack_nibbles32(b.qs));
+}
+
+// q5_0 / q5_1: q = nibble | fifth_bit << 4 in 0..31.
+LB_AVX2 inline __m256i five_bit_levels(const uint8_t* qs, const uint8_t* qh) {
+  return _mm256_or_si256(unpack_nibbles32(qs), _mm256_and_si256(bits_to_bytes(qh), _mm256_set1_epi8(0x10)));
+}
+
+// q5_0: q - 16 in -16..15.
+LB_AVX2 inline __m256i levels(const BlockQ5_0& b) {
+  return _mm256_sub_epi8(five_bit_levels(b.qs, b.qh), _mm256_set1_epi8(16));
+}
+
+// q4_1: q in 0..15; q5_1: q in 0..31.
+LB_AVX2 inline __m256i levels_u8(const BlockQ4_1& b) { return unpack_nibbles32(b.qs); }
+LB_AVX2 inline __m256i levels_u8(const BlockQ5_1& b) { return five_bit_levels(b.qs, b.qh); }
+
+// q8_0, q4_0, iq4_nl, q5_0 . q8_0 (signed trick for level * qy).
+template <class Block>
+LB_AVX2 float dot_q8_0(int64_t n, const void* vx, const void* vy) {
+  const auto* x = static_cast<const Block*>(vx);
   const auto* y = static_cast<const BlockQ8_0*>(vy);
   __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < n / kLegacyBlock; ++b) {
-    const __m256i s = dot_i8_i8(load32(x[b].qs), load32(y[b].qs));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(fp16(x[b].d) * fp16(y[b].d)), _mm256_cvtepi32_ps(s), acc);
-  }
+  for (int64_t b = 0; b < n / kLegacyBlock; ++b)
+    acc = add_scaled(acc, fp16(x[b].d) * fp16(y[b].d), dot_i8_i8(levels(x[b]), load32(y[b].qs)));
   return hsum(acc);
 }
 
-// q4_0 . q8_0: block = d_x * d_y * sum((q - 8) * qy), q - 8 in -8..7 (signed trick).
-LB_AVX2 float dot_q4_0_q8_0(int64_t n, const void* vx, const void* vy) {
-  const auto* x = static_cast<const BlockQ4_0*>(vx);
-  const auto* y = static_cast<const BlockQ8_0*>(vy);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < n / kLegacyBlock; ++b) {
-    const __m256i q = _mm256_sub_epi8(unpack_nibbles32(x[b].qs), _mm256_set1_epi8(8));
-    const __m256i s = dot_i8_i8(q, load32(y[b].qs));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(fp16(x[b].d) * fp16(y[b].d)), _mm256_cvtepi32_ps(s), acc);
-  }
-  return hsum(acc);
-}
-
-// iq4_nl . q8_0: block = d_x * d_y * sum(grid[q] * qy); grid lookup = pshufb on the 16-entry table.
-LB_AVX2 float dot_iq4_nl_q8_0(int64_t n, const void* vx, const void* vy) {
-  const auto* x = static_cast<const BlockIQ4_NL*>(vx);
-  const auto* y = static_cast<const BlockQ8_0*>(vy);
-  const __m128i grid128 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues));
-  const __m256i grid = _mm256_set_m128i(grid128, grid128);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < n / kLegacyBlock; ++b) {
-    const __m256i q = _mm256_shuffle_epi8(grid, unpack_nibbles32(x[b].qs));
-    const __m256i s = dot_i8_i8(q, load32(y[b].qs));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(fp16(x[b].d) * fp16(y[b].d)), _mm256_cvtepi32_ps(s), acc);
-  }
-  return hsum(acc);
-}
-
-// q5_0 . q8_0: q = nibble | fifth_bit << 4 (0..31); block = d_x * d_y * sum((q - 16) * qy).
-LB_AVX2 float dot_q5_0_q8_0(int64_t n, const void* vx, const void* vy) {
-  const auto* x = static_cast<const BlockQ5_0*>(vx);
-  const auto* y = static_cast<const BlockQ8_0*>(vy);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < n / kLegacyBlock; ++b) {
-    const __m256i hi = _mm256_and_si256(bits_to_bytes(x[b].qh), _mm256_set1_epi8(0x10));
-    const __m256i q = _mm256_sub_epi8(_mm256_or_si256(unpack_nibbles32(x[b].qs), hi), _mm256_set1_epi8(16));
-    const __m256i s = dot_i8_i8(q, load32(y[b].qs));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(fp16(x[b].d) * fp16(y[b].d)), _mm256_cvtepi32_ps(s), acc);
-  }
-  return hsum(acc);
-}
-
-// q4_1 . q8_1: block = d_x * d_y * sum(q * qy) + m_x * s_y, q in 0..15 (unsigned operand of maddubs).
-LB_AVX2 float dot_q4_1_q8_1(int64_t n, const void* vx, const void* vy) {
-  const auto* x = static_cast<const BlockQ4_1*>(vx);
+// q4_1, q5_1 . q8_1 (the level is maddubs' unsigned operand).
+template <class Block>
+LB_AVX2 float dot_q8_1(int64_t n, const void* vx, const void* vy) {
+  const auto* x = static_cast<const Block*>(vx);
   const auto* y = static_cast<const BlockQ8_1*>(vy);
   __m256 acc = _mm256_setzero_ps();
   float offset = 0;
   for (int64_t b = 0; b < n / kLegacyBlock; ++b) {
-    const __m256i s = dot_u8_i8(unpack_nibbles32(x[b].qs), load32(y[b].qs));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(fp16(x[b].d) * fp16(y[b].d)), _mm256_cvtepi32_ps(s), acc);
-    offset += fp16(x[b].m) * fp16(y[b].s);
-  }
-  return hsum(acc) + offset;
-}
-
-// q5_1 . q8_1: q = nibble | fifth_bit << 4 (0..31); block = d_x * d_y * sum(q * qy) + m_x * s_y.
-LB_AVX2 float dot_q5_1_q8_1(int64_t n, const void* vx, const void* vy) {
-  const auto* x = static_cast<const BlockQ5_1*>(vx);
-  const auto* y = static_cast<const BlockQ8_1*>(vy);
-  __m256 acc = _mm256_setzero_ps();
-  float offset = 0;
-  for (int64_t b = 0; b < n / kLegacyBlock; ++b) {
-    const __m256i hi = _mm256_and_si256(bits_to_bytes(x[b].qh), _mm256_set1_epi8(0x10));
-    const __m256i s = dot_u8_i8(_mm256_or_si256(unpack_nibbles32(x[b].qs), hi), load32(y[b].qs));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(fp16(x[b].d) * fp16(y[b].d)), _mm256_cvtepi32_ps(s), acc);
+    acc = add_scaled(acc, fp16(x[b].d) * fp16(y[b].d), dot_u8_i8(levels_u8(x[b]), load32(y[b].qs)));
     offset += fp16(x[b].m) * fp16(y[b].s);
   }
   return hsum(acc) + offset;
@@ -149,51 +127,50 @@ LB_AVX2 float dot_q5_1_q8_1(int64_t n, const void* vx, const void* vy) {
 
 // ---------------------------------------------------------------- k-quants (256-value super-blocks)
 
-// Scale vector for 32 values spanning two 16-value sub-blocks: lanes 0..7 (int16 pairs of
+// sumi += scales * (u . y) for 32 unsigned levels u and 32 q8_K quants y: int16 lane k of
+// the products (values 2k, 2k + 1) is weighted by int16 lane k of `scales`.
+// Callers keep 2 * max(u) * 127 < 32768 (no int16 saturation).
+LB_AVX2 inline __m256i add_dot_scaled(__m256i sumi, __m256i u, const int8_t* y, __m256i scales) {
+  return _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(u, load32(y)), scales));
+}
+
+// `scales` for 32 values of one 32-value sub-block with scale sc.
+LB_AVX2 inline __m256i scales32(int sc) { return _mm256_set1_epi16(int16_t(sc)); }
+
+// `scales` for 32 values spanning two 16-value sub-blocks: lanes 0..7 (int16 pairs of
 // the first 16 values) get sc_lo, lanes 8..15 get sc_hi.
 LB_AVX2 inline __m256i scales16x2(int sc_lo, int sc_hi) {
   return _mm256_set_m128i(_mm_set1_epi16(int16_t(sc_hi)), _mm_set1_epi16(int16_t(sc_lo)));
 }
 
-// q4_K . q8_K: sum_q = sum_j sc[j] * sum_{i in j} q_i * y_i  (q 0..15, |sum_q| < 256*15*127*63 < 2^31),
-//              sum_m = sum_j m[j] * (bsums[2j] + bsums[2j+1]);
-// block = y.d * (d * sum_q - dmin * sum_m).
-LB_AVX2 float dot_q4_K_q8_K(int64_t n, const void* vx, const void* vy) {
-  const auto* x = static_cast<const BlockQ4_K*>(vx);
-  const auto* y = static_cast<const BlockQ8_K*>(vy);
+// Levels of sub-blocks 2p (lo) and 2p + 1 (hi) of q4_K (0..15) / q5_K (0..31), 32 bytes each.
+LB_AVX2 inline void levels_pair(const BlockQ4_K& b, int p, __m256i& lo, __m256i& hi) {
   const __m256i low4 = _mm256_set1_epi8(0x0F);
-  __m256 acc = _mm256_setzero_ps();
-  float mins = 0;
-  for (int64_t b = 0; b < n / kQK_K; ++b) {
-    int sc[8], m[8];
-    int32_t sum_m = 0;
-    for (int j = 0; j < 8; ++j) {
-      get_scale_min_k4(x[b].scales, j, sc[j], m[j]);
-      sum_m += m[j] * (y[b].bsums[2 * j] + y[b].bsums[2 * j + 1]);
-    }
-    __m256i sumi = _mm256_setzero_si256();
-    for (int p = 0; p < 4; ++p) {  // qs[32p..32p+31]: low nibbles = sub-block 2p, high = 2p+1
-      const __m256i qs = load32(x[b].qs + 32 * p);
-      const __m256i lo = _mm256_and_si256(qs, low4);
-      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qs, 4), low4);
-      const __m256i plo = _mm256_maddubs_epi16(lo, load32(y[b].qs + 64 * p));       // int16, |.| <= 2*15*127
-      const __m256i phi = _mm256_maddubs_epi16(hi, load32(y[b].qs + 64 * p + 32));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, _mm256_set1_epi16(int16_t(sc[2 * p]))));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, _mm256_set1_epi16(int16_t(sc[2 * p + 1]))));
-    }
-    const float dy = y[b].d;
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(dy * fp16(x[b].d)), _mm256_cvtepi32_ps(sumi), acc);
-    mins += dy * fp16(x[b].dmin) * float(sum_m);
-  }
-  return hsum(acc) - mins;
+  const __m256i qs = load32(b.qs + 32 * p);  // low nibbles = sub-block 2p, high = 2p + 1
+  lo = _mm256_and_si256(qs, low4);
+  hi = _mm256_and_si256(_mm256_srli_epi16(qs, 4), low4);
 }
 
-// q5_K . q8_K: as q4_K with q = nibble | (qh[l] >> j & 1) << 4 for sub-block j (q 0..31).
-LB_AVX2 float dot_q5_K_q8_K(int64_t n, const void* vx, const void* vy) {
-  const auto* x = static_cast<const BlockQ5_K*>(vx);
-  const auto* y = static_cast<const BlockQ8_K*>(vy);
+// q5_K: as q4_K with q = nibble | (qh[l] >> j & 1) << 4 for sub-block j.
+LB_AVX2 inline void levels_pair(const BlockQ5_K& b, int p, __m256i& lo, __m256i& hi) {
   const __m256i low4 = _mm256_set1_epi8(0x0F);
   const __m256i one = _mm256_set1_epi8(1);
+  const __m256i qs = load32(b.qs + 32 * p);
+  const __m256i qh = load32(b.qh);
+  // fifth bit of sub-block j: (qh >> j) & 1, moved to bit 4 (bytes 0/1 -> 0/16, no carry across bytes)
+  const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * p), one), 4);
+  const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * p + 1), one), 4);
+  lo = _mm256_or_si256(_mm256_and_si256(qs, low4), h0);
+  hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qs, 4), low4), h1);
+}
+
+// q4_K, q5_K . q8_K: sum_q = sum_j sc[j] * sum_{i in j} q_i * y_i  (q <= 31: |sum_q| < 256*31*127*63 < 2^31),
+//                    sum_m = sum_j m[j] * (bsums[2j] + bsums[2j+1]);
+// block = y.d * (d * sum_q - dmin * sum_m).
+template <class Block>
+LB_AVX2 float dot_q8_K_8x32(int64_t n, const void* vx, const void* vy) {
+  const auto* x = static_cast<const Block*>(vx);
+  const auto* y = static_cast<const BlockQ8_K*>(vy);
   __m256 acc = _mm256_setzero_ps();
   float mins = 0;
   for (int64_t b = 0; b < n / kQK_K; ++b) {
@@ -203,22 +180,15 @@ LB_AVX2 float dot_q5_K_q8_K(int64_t n, const void* vx, const void* vy) {
       get_scale_min_k4(x[b].scales, j, sc[j], m[j]);
       sum_m += m[j] * (y[b].bsums[2 * j] + y[b].bsums[2 * j + 1]);
     }
-    const __m256i qh = load32(x[b].qh);
     __m256i sumi = _mm256_setzero_si256();
     for (int p = 0; p < 4; ++p) {
-      const __m256i qs = load32(x[b].qs + 32 * p);
-      // fifth bit of sub-block j: (qh >> j) & 1, moved to bit 4 (bytes 0/1 -> 0/16, no carry across bytes)
-      const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * p), one), 4);
-      const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * p + 1), one), 4);
-      const __m256i lo = _mm256_or_si256(_mm256_and_si256(qs, low4), h0);
-      const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qs, 4), low4), h1);
-      const __m256i plo = _mm256_maddubs_epi16(lo, load32(y[b].qs + 64 * p));  // |.| <= 2*31*127
-      const __m256i phi = _mm256_maddubs_epi16(hi, load32(y[b].qs + 64 * p + 32));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, _mm256_set1_epi16(int16_t(sc[2 * p]))));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, _mm256_set1_epi16(int16_t(sc[2 * p + 1]))));
+      __m256i lo, hi;
+      levels_pair(x[b], p, lo, hi);
+      sumi = add_dot_scaled(sumi, lo, y[b].qs + 64 * p, scales32(sc[2 * p]));
+      sumi = add_dot_scaled(sumi, hi, y[b].qs + 64 * p + 32, scales32(sc[2 * p + 1]));
     }
     const float dy = y[b].d;
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(dy * fp16(x[b].d)), _mm256_cvtepi32_ps(sumi), acc);
+    acc = add_scaled(acc, dy * fp16(x[b].d), sumi);
     mins += dy * fp16(x[b].dmin) * float(sum_m);
   }
   return hsum(acc) - mins;
@@ -251,16 +221,14 @@ LB_AVX2 float dot_q6_K_q8_K(int64_t n, const void* vx, const void* vy) {
           _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), two), 4)),
       };
-      for (int k = 0; k < 4; ++k) {  // values 128h + 32k .. +31 = sub-blocks g, g + 1
+      for (int k = 0; k < 4; ++k) {  // values 128h + 32k .. +31 = sub-blocks g, g + 1; |u.y| <= 2*63*127
         const int g = 8 * h + 2 * k;
-        const __m256i p = _mm256_maddubs_epi16(u[k], load32(y[b].qs + 128 * h + 32 * k));  // |.| <= 2*63*127
-        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scales16x2(sc[g], sc[g + 1])));
+        sumi = add_dot_scaled(sumi, u[k], y[b].qs + 128 * h + 32 * k, scales16x2(sc[g], sc[g + 1]));
       }
     }
-    const float dd = y[b].d * fp16(x[b].d);
     // |sum_i sc*u*y| < 256*63*127*128 < 2^31
     const __m256i bias_v = _mm256_setr_epi32(32 * bias, 0, 0, 0, 0, 0, 0, 0);
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi, bias_v)), acc);
+    acc = add_scaled(acc, y[b].d * fp16(x[b].d), _mm256_sub_epi32(sumi, bias_v));
   }
   return hsum(acc);
 }
@@ -284,12 +252,11 @@ LB_AVX2 float dot_q2_K_q8_K(int64_t n, const void* vx, const void* vy) {
       for (int k = 0; k < 4; ++k) {
         const int g = 8 * h + 2 * k;
         const __m256i q = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * k), two);
-        const __m256i p = _mm256_maddubs_epi16(q, load32(y[b].qs + 128 * h + 32 * k));
-        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scales16x2(s[g] & 15, s[g + 1] & 15)));
+        sumi = add_dot_scaled(sumi, q, y[b].qs + 128 * h + 32 * k, scales16x2(s[g] & 15, s[g + 1] & 15));
       }
     }
     const float dy = y[b].d;
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(dy * fp16(x[b].d)), _mm256_cvtepi32_ps(sumi), acc);
+    acc = add_scaled(acc, dy * fp16(x[b].d), sumi);
     mins += dy * fp16(x[b].dmin) * float(sum_m);
   }
   return hsum(acc) - mins;
@@ -322,13 +289,12 @@ LB_AVX2 float dot_q3_K_q8_K(int64_t n, const void* vx, const void* vy) {
         const int g = 8 * h + 2 * k;
         const __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + k), one);
         const __m256i u = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qs, 2 * k), two), _mm256_slli_epi16(hb, 2));
-        const __m256i p = _mm256_maddubs_epi16(u, load32(y[b].qs + 128 * h + 32 * k));  // |.| <= 2*7*127
-        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scales16x2(sc[g], sc[g + 1])));
+        // |u.y| <= 2*7*127
+        sumi = add_dot_scaled(sumi, u, y[b].qs + 128 * h + 32 * k, scales16x2(sc[g], sc[g + 1]));
       }
     }
     const __m256i bias_v = _mm256_setr_epi32(4 * bias, 0, 0, 0, 0, 0, 0, 0);
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(y[b].d * fp16(x[b].d)), _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi, bias_v)),
-                          acc);
+    acc = add_scaled(acc, y[b].d * fp16(x[b].d), _mm256_sub_epi32(sumi, bias_v));
   }
   return hsum(acc);
 }
@@ -376,16 +342,16 @@ LB_AVX2 float dot_bf16_f32(int64_t n, const void* vx, const void* vy) {
 
 VecDotFn avx2_vec_dot(FormatId id) {
   switch (id) {
-    case FormatId::Q8_0: return dot_q8_0_q8_0;
-    case FormatId::Q4_0: return dot_q4_0_q8_0;
-    case FormatId::Q4_1: return dot_q4_1_q8_1;
-    case FormatId::Q5_0: return dot_q5_0_q8_0;
-    case FormatId::Q5_1: return dot_q5_1_q8_1;
-    case FormatId::IQ4_NL: return dot_iq4_nl_q8_0;
+    case FormatId::Q8_0: return dot_q8_0<BlockQ8_0>;
+    case FormatId::Q4_0: return dot_q8_0<BlockQ4_0>;
+    case FormatId::Q4_1: return dot_q8_1<BlockQ4_1>;
+    case FormatId::Q5_0: return dot_q8_0<BlockQ5_0>;
+    case FormatId::Q5_1: return dot_q8_1<BlockQ5_1>;
+    case FormatId::IQ4_NL: return dot_q8_0<BlockIQ4_NL>;
     case FormatId::Q2_K: return dot_q2_K_q8_K;
     case FormatId::Q3_K: return dot_q3_K_q8_K;
-    case FormatId::Q4_K: return dot_q4_K_q8_K;
-    case FormatId::Q5_K: return dot_q5_K_q8_K;
+    case FormatId::Q4_K: return dot_q8_K_8x32<BlockQ4_K>;
+    case FormatId::Q5_K: return dot_q8_K_8x32<BlockQ5_K>;
     case FormatId::Q6_K: return dot_q6_K_q8_K;
     case FormatId::F16: return dot_f16_f32;
     case FormatId::BF16: return dot_bf16_f32;
