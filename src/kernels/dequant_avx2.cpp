@@ -14,14 +14,13 @@
 
 #include "formats/blocks_legacy.h"
 #include "formats/k_quants.h"
+#include "kernels/avx2_common.h"
 #include "kernels/dispatch.h"
-
-#define LB_AVX2 __attribute__((target("avx2,fma,f16c")))
 
 namespace lowbit {
 namespace {
 
-LB_AVX2 inline float fp16(uint16_t h) { return _cvtsh_ss(h); }
+using namespace avx2;
 
 // 8 unsigned bytes -> 8 floats
 LB_AVX2 inline __m256 u8x8_to_ps(const uint8_t* p) {
@@ -57,21 +56,6 @@ LB_AVX2 void dequantize_q4_0(const void* vx, float* y, int64_t n) {
   }
 }
 
-inline uint32_t load_u32(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-
-// The 8 (6-bit scale, 6-bit min) pairs of q4_K / q5_K (see dot_avx2_kquants.cpp).
-inline void unpack_scales_mins_k4(const uint8_t* s, uint8_t* sc, uint8_t* m) {
-  const uint32_t u0 = load_u32(s), u1 = load_u32(s + 4), u2 = load_u32(s + 8);
-  const uint32_t sc4[2] = {u0 & 0x3f3f3f3f, (u2 & 0x0f0f0f0f) | ((u0 >> 2) & 0x30303030)};
-  const uint32_t m4[2] = {u1 & 0x3f3f3f3f, ((u2 >> 4) & 0x0f0f0f0f) | ((u1 >> 2) & 0x30303030)};
-  std::memcpy(sc, sc4, 8);
-  std::memcpy(m, m4, 8);
-}
-
 // y[32] = (d * sc) * q - dmin * m for 32 unsigned levels.
 LB_AVX2 inline void affine32(const uint8_t* q, float dl, float ml, float* y) {
   const __m256 vd = _mm256_set1_ps(dl), vm = _mm256_set1_ps(ml);
@@ -82,8 +66,11 @@ LB_AVX2 inline void affine32(const uint8_t* q, float dl, float ml, float* y) {
 LB_AVX2 void dequantize_q4_K(const void* vx, float* y, int64_t n) {
   const auto* x = static_cast<const BlockQ4_K*>(vx);
   for (int64_t b = 0; b < n / kQK_K; ++b, y += kQK_K) {
+    uint64_t sc8, m8;
+    unpack_scales_mins_k4(x[b].scales, sc8, m8);
     uint8_t sc[8], m[8];
-    unpack_scales_mins_k4(x[b].scales, sc, m);
+    std::memcpy(sc, &sc8, 8);
+    std::memcpy(m, &m8, 8);
     const float d = fp16(x[b].d), dmin = fp16(x[b].dmin);
     for (int p = 0; p < 4; ++p) {
       const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs + 32 * p));
@@ -100,8 +87,11 @@ LB_AVX2 void dequantize_q4_K(const void* vx, float* y, int64_t n) {
 LB_AVX2 void dequantize_q5_K(const void* vx, float* y, int64_t n) {
   const auto* x = static_cast<const BlockQ5_K*>(vx);
   for (int64_t b = 0; b < n / kQK_K; ++b, y += kQK_K) {
+    uint64_t sc8, m8;
+    unpack_scales_mins_k4(x[b].scales, sc8, m8);
     uint8_t sc[8], m[8];
-    unpack_scales_mins_k4(x[b].scales, sc, m);
+    std::memcpy(sc, &sc8, 8);
+    std::memcpy(m, &m8, 8);
     const float d = fp16(x[b].d), dmin = fp16(x[b].dmin);
     const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qh));
     const __m256i low4 = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10);

@@ -28,8 +28,8 @@ DequantizeRowFn best_dequantize_row(FormatId id);
 
 // Per-ISA kernel tables (dot_avx2.cpp, dot_avx512.cpp); nullptr = none.
 VecDotFn avx2_vec_dot(FormatId id);
-// AVX2 k-quant kernels with vector scale unpacking (dot_avx2_kquants.cpp); they
-// take precedence over avx2_vec_dot's for q2_K..q5_K.
+// AVX2 k-quant kernels q2_K..q6_K (dot_avx2_kquants.cpp); avx2_vec_dot has the
+// legacy and float formats (dot_avx2.cpp).
 VecDotFn avx2_kquant_vec_dot(FormatId id);
 DequantizeRowFn avx2_dequantize_row(FormatId id);  // dequant_avx2.cpp
 

@@ -1,10 +1,10 @@
-// AVX2 dot products of the k-quants q2_K, q3_K, q4_K, q5_K with q8_K
+// AVX2 dot products of the k-quants q2_K, q3_K, q4_K, q5_K, q6_K with q8_K
 // activations, with the sub-block scales decoded in vector registers.
 //
 // Same semantics as the scalar references in formats/q*_k.cpp (integer sums
 // exact; only the float summation order differs: super-blocks accumulate in f32
 // lanes). What makes them fast is the per-super-block preamble: the packed
-// 6-bit (q3_K, q4_K, q5_K) or 4-bit (q2_K) scales are unpacked with a few
+// 6-bit (q3_K, q4_K, q5_K), 4-bit (q2_K) or 8-bit (q6_K) scales are unpacked with a few
 // 32-bit mask/shift operations into a vector of int16 scales, the min (or
 // bias) term is one madd of that vector with q8_K's 16 bsums, and the scale of
 // each 16- or 32-value group is broadcast by one pshufb, instead of a scalar
@@ -16,46 +16,15 @@
 #include <immintrin.h>
 
 #include <cstdint>
-#include <cstring>
 
 #include "formats/k_quants.h"
+#include "kernels/avx2_common.h"
 #include "kernels/dispatch.h"
-
-#define LB_AVX2 __attribute__((target("avx2,fma,f16c")))
 
 namespace lowbit {
 namespace {
 
-LB_AVX2 inline float fp16(uint16_t h) { return _cvtsh_ss(h); }
-
-LB_AVX2 inline __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
-
-LB_AVX2 inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-inline uint32_t load_u32(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-
-// q4_K / q5_K: the 12 scale bytes hold 8 x (6-bit scale, 6-bit min) (formats/k_quants.h
-// get_scale_min_k4). Returns the scales (bytes 0..7) and the mins (bytes 0..7):
-//   j < 4:  sc = s[j] & 63,                         m = s[j+4] & 63
-//   j >= 4: sc = (s[j+4] & 15) | (s[j-4] >> 6) << 4, m = (s[j+4] >> 4) | (s[j] >> 6) << 4
-// done four bytes at a time on 32-bit words u0 = s[0..3], u1 = s[4..7], u2 = s[8..11].
-inline void unpack_scales_mins_k4(const uint8_t* s, uint64_t& scales, uint64_t& mins) {
-  const uint32_t u0 = load_u32(s), u1 = load_u32(s + 4), u2 = load_u32(s + 8);
-  const uint32_t sc_lo = u0 & 0x3f3f3f3f, m_lo = u1 & 0x3f3f3f3f;
-  const uint32_t sc_hi = (u2 & 0x0f0f0f0f) | ((u0 >> 2) & 0x30303030);
-  const uint32_t m_hi = ((u2 >> 4) & 0x0f0f0f0f) | ((u1 >> 2) & 0x30303030);
-  scales = uint64_t(sc_lo) | uint64_t(sc_hi) << 32;
-  mins = uint64_t(m_lo) | uint64_t(m_hi) << 32;
-}
+using namespace avx2;
 
 // sum_j m[j] * (bsums[2j] + bsums[2j+1]) for 8 mins (bytes of `mins`), as 8 int32 lanes.
 LB_AVX2 inline __m256i mins_times_bsums32(uint64_t mins, const int16_t* bsums) {
@@ -218,6 +187,41 @@ LB_AVX2 float dot_q3_K_q8_K_v(int64_t n, const void* vx, const void* vy) {
   return hsum(acc);
 }
 
+// q6_K . q8_K: q = u - 32 with u = low4 | top2 << 4 in 0..63 (unsigned operand of maddubs):
+//   block = y.d * d * sum_g sc[g] * (sum_{i in g} u_i y_i - 32 * bsums[g])   (16 groups of 16).
+// Value 128h + 32k + l: low 4 bits in ql[64h + l + 32 * (k & 1)] (high nibble for k >= 2),
+// top 2 bits in qh[32h + l] bits 2k..2k+1.
+LB_AVX2 float dot_q6_K_q8_K_v(int64_t n, const void* vx, const void* vy) {
+  const auto* x = static_cast<const BlockQ6_K*>(vx);
+  const auto* y = static_cast<const BlockQ8_K*>(vy);
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  const __m256i three = _mm256_set1_epi8(0x03);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].scales)));
+    const __m256i bias = _mm256_slli_epi32(_mm256_madd_epi16(sc16, load32(y[b].bsums)), 5);  // 32 * sc . bsums
+    const __m256i sc_lo = _mm256_permute2x128_si256(sc16, sc16, 0x00);
+    const __m256i sc_hi = _mm256_permute2x128_si256(sc16, sc16, 0x11);
+    __m256i sumi = _mm256_setzero_si256();
+    for (int h = 0; h < 2; ++h) {
+      const __m256i ql0 = load32(x[b].ql + 64 * h);
+      const __m256i ql1 = load32(x[b].ql + 64 * h + 32);
+      const __m256i qh = load32(x[b].qh + 32 * h);
+      const __m256i sc = h == 0 ? sc_lo : sc_hi;
+      for (int k = 0; k < 4; ++k) {
+        const __m256i ql = k & 1 ? ql1 : ql0;
+        const __m256i lo4 = k < 2 ? _mm256_and_si256(ql, low4) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), low4);
+        const __m256i top = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), three), 4);
+        const __m256i p = _mm256_maddubs_epi16(_mm256_or_si256(lo4, top), load32(y[b].qs + 128 * h + 32 * k));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, pick16_pair(sc, 2 * k)));  // |.| <= 2*63*127 per int16
+      }
+    }
+    // |sum_i sc*u*y| < 256*63*127*128 < 2^31
+    acc = add_scaled(acc, y[b].d * fp16(x[b].d), _mm256_sub_epi32(sumi, bias));
+  }
+  return hsum(acc);
+}
+
 }  // namespace
 
 VecDotFn avx2_kquant_vec_dot(FormatId id) {
@@ -226,6 +230,7 @@ VecDotFn avx2_kquant_vec_dot(FormatId id) {
     case FormatId::Q3_K: return dot_q3_K_q8_K_v;
     case FormatId::Q4_K: return dot_q4_K_q8_K_v;
     case FormatId::Q5_K: return dot_q5_K_q8_K_v;
+    case FormatId::Q6_K: return dot_q6_K_q8_K_v;
     default: return nullptr;
   }
 }
