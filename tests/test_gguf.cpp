@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "core/log.h"
+#include "formats/format.h"
 #include "io/gguf.h"
 #include "io/gguf_model.h"
 #include "io/gguf_writer.h"
@@ -215,15 +216,17 @@ TEST_P(GgufRoundTrip, EveryValueTypeAndTensorData) {
   EXPECT_EQ(f.info("bf.weight").ne, (std::vector<int64_t>{4, 3, 2}));
   EXPECT_EQ(std::memcmp(f.view("bf.weight").data, bf.data(), bf.size() * 2), 0);
   EXPECT_EQ(f.view("i.weight").dtype, DType::I32);
-  // A quantized tensor is listed with its size, and refused as a view with a clear message.
-  const TensorView& vq = f.tensors()[4];
+  // A quantized tensor of the formats table is a QUANT view of its raw blocks.
+  const TensorView& vq = f.view("q.weight");
   EXPECT_EQ(vq.name, "q.weight");
   EXPECT_EQ(vq.shape, (std::vector<int64_t>{2, 64}));
   EXPECT_EQ(vq.nbytes, q4.size());
-  EXPECT_EQ(vq.data, nullptr);
+  EXPECT_EQ(vq.dtype, DType::QUANT);
+  EXPECT_EQ(vq.format, FormatId::Q4_0);
+  EXPECT_EQ(vq.type_name(), "q4_0");
   EXPECT_EQ(f.info("q.weight").ggml_type, uint32_t(GgmlType::Q4_0));
-  EXPECT_EQ(std::memcmp(f.raw_data(f.info("q.weight")), q4.data(), q4.size()), 0);
-  expect_error([&] { f.view("q.weight"); }, {path, "tensor 'q.weight' has ggml type q4_0, not supported yet"});
+  EXPECT_EQ(vq.data, f.raw_data(f.info("q.weight")));
+  EXPECT_EQ(std::memcmp(vq.data, q4.data(), q4.size()), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(VersionsAndAlignments, GgufRoundTrip,
@@ -690,13 +693,22 @@ TEST(GgufModel, ErrorsNameFileAndKey) {
   Model m2;
   expect_error([&] { load_gguf_model(p, m2); }, {p, "llama.block_count", "expected an integer"});
 
+  // Quantized matrices load; quantized norm vectors are refused by name.
   TinyModel q;
   q.type = GgmlType::Q8_0;
   q.dim = 32;
   q.hidden = 64;
   p = q.write("quantized.gguf");
   Model m3;
-  expect_error([&] { load_gguf_model(p, m3); }, {p, "has ggml type q8_0, not supported yet"});
+  expect_error([&] { load_gguf_model(p, m3); }, {p, "'output_norm.weight' has type q8_0", "must be f32, f16 or bf16"});
+  // A ggml type without lowbit kernels is named, with the supported list.
+  TinyModel iq;
+  iq.type = GgmlType::IQ2_XXS;
+  iq.dim = 256;
+  iq.hidden = 256;
+  p = iq.write("iq2_xxs.gguf");
+  Model m5;
+  expect_error([&] { load_gguf_model(p, m5); }, {p, "has ggml type iq2_xxs, which lowbit does not support", "q4_0"});
 
   TinyModel s;
   p = s.write("bad_shape.gguf", [](GgufWriter& w) { w.set("llama.feed_forward_length", uint32_t(13)); });

@@ -302,23 +302,36 @@ TEST(KQuants, Q8KBytesEqualGgml) {
 }
 
 // Relative RMSE of our quantizer <= llama.cpp's on the same data: plain (vs
-// quantize_row_<t>_ref) and importance-weighted (vs quantize_<t> with the imatrix).
+// quantize_row_<t>_ref) and importance-weighted (vs quantize_<t> with the imatrix),
+// at both search efforts; Best is never worse than Fast.
 TEST(KQuants, ErrorNotWorseThanLlamaCpp) {
   constexpr double kSlack = 1e-6;  // relative; our numbers are deterministic, this only absorbs printing
-  std::printf("%-6s %-5s %12s %12s %14s %14s\n", "data", "type", "ggml plain", "ours plain", "ggml imat(w)",
-              "ours imat(w)");
+  std::printf("%-6s %-5s %-4s %12s %12s %14s %14s\n", "data", "type", "eff", "ggml plain", "ours plain",
+              "ggml imat(w)", "ours imat(w)");
   for (const Golden& g : kGolden) {
+   double fast_plain = 0, fast_weighted = 0;
+   for (KQuantEffort effort : {KQuantEffort::Fast, KQuantEffort::Best}) {
+    set_kquant_effort(effort);
     const FormatTraits* f = find_format(g.type);
     if (f->id == FormatId::Q8_K) continue;
     std::vector<float> x = make_matrix(std::string(g.dataset) == "heavy");
     std::vector<float> imp = make_importance(x);
     double plain = rel_rmse(x, round_trip(*f, x, nullptr), nullptr);
     double weighted = rel_rmse(x, round_trip(*f, x, imp.data()), imp.data());
-    std::printf("%-6s %-5s %12.6f %12.6f %14.6f %14.6f\n", g.dataset, g.type, g.ref_rmse, plain, g.imat_rmse_w,
-                weighted);
+    const bool best = effort == KQuantEffort::Best;
+    std::printf("%-6s %-5s %-4s %12.6f %12.6f %14.6f %14.6f\n", g.dataset, g.type, best ? "best" : "fast", g.ref_rmse,
+                plain, g.imat_rmse_w, weighted);
     EXPECT_LE(plain, g.ref_rmse * (1 + kSlack)) << g.dataset << " " << g.type;
     EXPECT_LE(weighted, g.imat_rmse_w * (1 + kSlack)) << g.dataset << " " << g.type << " with importance";
+    if (best) {
+      EXPECT_LE(plain, fast_plain * (1 + kSlack)) << g.dataset << " " << g.type;
+      EXPECT_LE(weighted, fast_weighted * (1 + kSlack)) << g.dataset << " " << g.type << " with importance";
+    }
+    fast_plain = plain;
+    fast_weighted = weighted;
+   }
   }
+  set_kquant_effort(KQuantEffort::Fast);
 }
 
 // vec_dot_ref(x as <t>, y as q8_K) is close to the f32 dot and equals the dot of

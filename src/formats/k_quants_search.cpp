@@ -6,6 +6,7 @@
 #include "formats/k_quants_search.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -16,20 +17,28 @@ namespace lowbit::kq {
 namespace {
 
 // Search effort (for scale: llama.cpp's published search tries 16-37 inverse scales
-// per sub-block and rounds the sub-block scales once).
-// Affine sub-blocks: the value range is spread over q_max * (kAffineGridLo + kAffineGridStep * t) levels.
-constexpr float kAffineGridLo = 0.7f;
-constexpr float kAffineGridStep = 0.02f;
-constexpr int kAffineGridSteps = 30;
-// Symmetric sub-blocks: the largest value goes to level q_lo * (kSymGridLo + kSymGridStep * t).
-constexpr float kSymGridLo = 0.7f;
-constexpr float kSymGridStep = 0.02f;
-constexpr int kSymGridSteps = 30;
-constexpr int kRefineRounds = 8;      // "round levels, refit scale" rounds per sub-block
-constexpr int kPickSteps = 4;         // single integer steps tried per sub-block when picking
-constexpr int kSuperBlockRounds = 2;  // "refit d, pick integers" rounds per start
+// per sub-block and rounds the sub-block scales once). Two presets (k_quants.h):
+// Fast, the default, about as fast as llama.cpp's reference quantizer for q4_K,
+// q5_K and q2_K with most of the error reduction; Best, several times slower.
+// Affine sub-blocks: the value range is spread over q_max * (kGridLo + step * t) levels;
+// symmetric sub-blocks: the largest value goes to level q_lo * (kGridLo + step * t);
+// t = 0..grid_steps, step = kGridSpan / grid_steps.
+constexpr float kGridLo = 0.7f;
+constexpr float kGridSpan = 0.6f;
+struct SearchEffort {
+  int grid_steps;         // grid points per sub-block (+1)
+  int refine_rounds;      // "round levels, refit scale" rounds per sub-block
+  int pick_steps;         // single integer steps tried per sub-block when picking
+  int superblock_rounds;  // "refit d, pick integers" rounds per start
+  int affine_starts;      // starts of the affine super-block search (1 or 2, see kAffineStarts)
+};
+constexpr SearchEffort kFastEffort = {15, 3, 1, 0, 1};
+constexpr SearchEffort kBestEffort = {30, 8, 4, 2, 2};
 // Starts of the super-block search: d = (largest sub-block scale) / (sc_max - shrink).
 constexpr float kAffineStarts[] = {0.f, 1.f};
+
+std::atomic<int> g_effort{int(KQuantEffort::Fast)};
+const SearchEffort& effort() { return g_effort.load(std::memory_order_relaxed) == int(KQuantEffort::Best) ? kBestEffort : kFastEffort; }
 
 // Nearest integer (ties to even) clamped to lo..hi; NaN goes to lo.
 // (std::rint compiles to one SSE4.1 roundss here; lrintf would be a libm call.)
@@ -121,8 +130,9 @@ AffineFit fit_affine(const float* x, const float* w, int n, int q_max, uint8_t* 
   best.err = affine_error(x, w, n, best.a, best.b, l);
   // Grid over the inverse scale, each point refit by least squares (factors above 1
   // clip the largest values, below 1 leave levels unused; the refit then moves a, b).
-  for (int t = 0; t <= kAffineGridSteps; ++t) {
-    const float iscale = float(q_max) * (kAffineGridLo + kAffineGridStep * float(t)) / (hi - lo);
+  const SearchEffort& E = effort();
+  for (int t = 0; t <= E.grid_steps; ++t) {
+    const float iscale = float(q_max) * (kGridLo + kGridSpan / float(E.grid_steps) * float(t)) / (hi - lo);
     for (int i = 0; i < n; ++i) trial[i] = uint8_t(clamp_round((x[i] - lo) * iscale, 0, q_max));
     AffineFit fit;
     if (solve_affine(x, w, n, trial, fit) && fit.err < best.err) {
@@ -131,7 +141,7 @@ AffineFit fit_affine(const float* x, const float* w, int n, int q_max, uint8_t* 
     }
   }
   // Alternate: levels for this (a, b), then (a, b) for these levels.
-  for (int r = 0; r < kRefineRounds; ++r) {
+  for (int r = 0; r < E.refine_rounds; ++r) {
     bool changed = false;
     const float inv = 1 / best.a;
     for (int i = 0; i < n; ++i) {
@@ -180,12 +190,13 @@ SymmetricFit fit_symmetric(const float* x, const float* w, int n, int q_lo, int 
     return best;
   }
   // Grid: the largest value maps to level q_lo * r (the longer, negative end of the
-  // level range) for r = kSymGridLo + kSymGridStep * t, each point refit by least
+  // level range) for r = kGridLo + step * t, each point refit by least
   // squares. A relative grid suits both 8 and 64 levels (with many levels, clipping
   // the largest value often pays); llama.cpp's make_qx_quants uses +-0.9 levels.
   int8_t trial[32];
-  for (int t = 0; t <= kSymGridSteps; ++t) {
-    const float iscale = float(q_lo) * (kSymGridLo + kSymGridStep * float(t)) / xm;
+  const SearchEffort& E = effort();
+  for (int t = 0; t <= E.grid_steps; ++t) {
+    const float iscale = float(q_lo) * (kGridLo + kGridSpan / float(E.grid_steps) * float(t)) / xm;
     for (int i = 0; i < n; ++i) trial[i] = int8_t(clamp_round(x[i] * iscale, q_lo, q_hi));
     float s;
     double e;
@@ -199,7 +210,7 @@ SymmetricFit fit_symmetric(const float* x, const float* w, int n, int q_lo, int 
     best.err = 0;
     return best;
   }
-  for (int r = 0; r < kRefineRounds; ++r) {
+  for (int r = 0; r < E.refine_rounds; ++r) {
     bool changed = false;
     const float inv = 1 / best.s;
     for (int i = 0; i < n; ++i) {
@@ -289,7 +300,7 @@ void pick_integers(const float* x, const float* w, const AffineLayout& L, const 
     for (int c = c0; c <= c0 + 1; ++c)
       for (int k = k0; k <= k0 + 1; ++k) try_pair(c, k);
     // ... then single steps from the best while they help.
-    for (int step = 0; step < kPickSteps; ++step) {
+    for (int step = 0; step < effort().pick_steps; ++step) {
       const int c = sc, k = m;
       if (!(try_pair(c - 1, k) | try_pair(c + 1, k) | try_pair(c, k - 1) | try_pair(c, k + 1))) break;
     }
@@ -382,7 +393,7 @@ void pick_integers(const float* x, const float* w, const SymmetricLayout& L, con
     const int c0 = s.d != 0 ? ideal_floor(fits[j].s / s.d, L.sc_lo, L.sc_hi) : 0;
     try_scale(c0);
     try_scale(c0 + 1);
-    for (int step = 0; step < kPickSteps; ++step) {
+    for (int step = 0; step < effort().pick_steps; ++step) {
       const int c = sc;
       if (!(try_scale(c - 1) | try_scale(c + 1))) break;
     }
@@ -410,7 +421,7 @@ template <class Layout, class Fit, class State>
 State descend(const float* x, const float* w, const Layout& L, const Fit* fits, State cur) {
   pick_integers(x, w, L, fits, cur);
   State run = cur;
-  for (int r = 0; r < kSuperBlockRounds; ++r) {
+  for (int r = 0; r < effort().superblock_rounds; ++r) {
     bool improved = false;
     refit_d(x, w, L, cur);
     requantize(x, w, L, cur);
@@ -447,7 +458,8 @@ void search(const float* x, const float* w, const AffineLayout& L, AffineSuperBl
   }
   // Starts: the largest sub-block scale / min gets (about) the largest integer.
   AffineState best;
-  for (float shrink : kAffineStarts) {
+  for (int start = 0; start < effort().affine_starts; ++start) {
+    const float shrink = kAffineStarts[start];
     AffineState cur;
     cur.d = round_to_f16(max_a / (float(L.sc_max) - shrink), cur.blk.d);
     cur.dmin = round_to_f16(max_m / (float(L.sc_max) - shrink), cur.blk.dmin);
@@ -480,3 +492,8 @@ void search(const float* x, const float* w, const SymmetricLayout& L, SymmetricS
 }
 
 }  // namespace lowbit::kq
+
+namespace lowbit {
+void set_kquant_effort(KQuantEffort e) { kq::g_effort.store(int(e), std::memory_order_relaxed); }
+KQuantEffort kquant_effort() { return KQuantEffort(kq::g_effort.load(std::memory_order_relaxed)); }
+}  // namespace lowbit

@@ -9,10 +9,12 @@
 #include <omp.h>
 
 #include "core/log.h"
+#include "eval/imatrix.h"
+#include "formats/k_quants.h"
 #include "io/gguf.h"
 #include "io/gguf_writer.h"
-#include "io/tokenizer_spm.h"
 #include "lowbit/error.h"
+#include "quant/gguf_tokenizer.h"
 
 namespace lowbit {
 
@@ -33,46 +35,8 @@ const GgufFile* gguf_source(const Model& m) {
   return nullptr;
 }
 
-// A llama2.c / SentencePiece vocab file for a non-GGUF input: the given path, else
-// tok{n}.bin / tokenizer.bin / tokenizer.model beside (or inside) the model path.
-std::string find_vocab(const Model& m, const std::string& given) {
-  if (!given.empty()) return given;
-  fs::path p(m.path);
-  std::error_code ec;
-  fs::path dir = fs::is_directory(p, ec) ? p : p.parent_path();
-  for (const std::string& name : {fmt::format("tok{}.bin", m.config.n_vocab), std::string("tokenizer.bin"),
-                                  std::string("tokenizer.model")})
-    if (fs::is_regular_file(dir / name, ec)) return (dir / name).string();
-  return "";
-}
-
-void write_tokenizer(GgufWriter& w, const Model& m, const ExportOptions& o) {
-  if (const GgufFile* g = gguf_source(m); g && o.vocab_path.empty()) {
-    for (const auto& kv : g->kvs())
-      if (kv.key.starts_with("tokenizer.")) w.set(kv.key, kv.value);
-    return;
-  }
-  std::string path = find_vocab(m, o.vocab_path);
-  if (path.empty()) {
-    log_warn(m.path + ": no vocab found (tok{N}.bin, tokenizer.bin, tokenizer.model); the GGUF has no tokenizer "
-                      "and llama.cpp will not load it. Pass --vocab FILE");
-    return;
-  }
-  SpmVocab v = path.ends_with(".model") ? read_sentencepiece_vocab(path) : read_llama2c_vocab(path, m.config.n_vocab);
-  if (int(v.pieces.size()) != m.config.n_vocab)
-    fail(path, fmt::format("vocab has {} tokens, the model {}", v.pieces.size(), m.config.n_vocab),
-         "pass the vocab that belongs to this model with --vocab");
-  std::vector<int32_t> types = v.types;
-  if (types.empty()) types.assign(v.pieces.size(), kTokNormal);
-  w.set("tokenizer.ggml.model", "llama");
-  w.set("tokenizer.ggml.tokens", GgufArray::of(v.pieces));
-  w.set("tokenizer.ggml.scores", GgufArray::of(v.scores));
-  w.set("tokenizer.ggml.token_type", GgufArray::of(types));
-  w.set("tokenizer.ggml.bos_token_id", uint32_t(v.bos_id));
-  w.set("tokenizer.ggml.eos_token_id", uint32_t(v.eos_id));
-  w.set("tokenizer.ggml.unknown_token_id", uint32_t(v.unk_id));
-  w.set("tokenizer.ggml.add_space_prefix", v.add_space_prefix);
-}
+// tokenizer.* keys: see quant/gguf_tokenizer.h.
+void write_tokenizer(GgufWriter& w, const Model& m, const ExportOptions& o) { write_gguf_tokenizer(w, m, o.vocab_path); }
 
 void write_hparams(GgufWriter& w, const Model& m, const std::string& arch) {
   const ModelConfig& c = m.config;
@@ -112,6 +76,29 @@ int64_t unpermute_row(int64_t r, int head_dim) {
   return h * head_dim + p * (head_dim / 2) + i;
 }
 
+// What llama-quantize records for an imatrix: the file and dataset (strings it
+// cuts to 127 bytes), the entry count, and the chunk count when known (int32).
+void write_imatrix_keys(GgufWriter& w, const ImatrixData& im, const std::string& path) {
+  w.set("quantize.imatrix.file", path.substr(0, 127));
+  if (!im.dataset.empty()) w.set("quantize.imatrix.dataset", im.dataset.substr(0, 127));
+  w.set("quantize.imatrix.entries_count", int32_t(im.entries.size()));
+  if (im.last_call > 0) w.set("quantize.imatrix.chunks_count", int32_t(im.last_call));
+}
+
+// The importance [cols] for a quantized tensor: empty (with a warning) when the
+// imatrix has no entry; an error when the entry's length is not `cols`.
+std::vector<float> tensor_importance(const ImatrixData& im, const TensorPlan& tp, int64_t cols) {
+  std::vector<float> v = im.importance(tp.name);
+  if (v.empty()) {
+    log_warn(fmt::format("imatrix has no entry for {}: quantized to {} without importance", tp.name,
+                         format_traits(tp.type).name));
+  } else if (int64_t(v.size()) != cols) {
+    fail(tp.name, fmt::format("imatrix entry has {} values, the tensor {} columns", v.size(), cols),
+         "the imatrix was computed for another model");
+  }
+  return v;
+}
+
 }  // namespace
 
 void export_gguf(const Model& m, const QuantPlan& plan, const std::string& out_path, const ExportOptions& o) {
@@ -123,7 +110,8 @@ void export_gguf(const Model& m, const QuantPlan& plan, const std::string& out_p
   if (const GgufFile* g = gguf_source(m)) {
     // Keep what the source says about itself (general.*, extra {arch}.* keys); ours replace below.
     for (const auto& kv : g->kvs())
-      if (!kv.key.starts_with("tokenizer.") && kv.key != "general.alignment" && !kv.key.starts_with("lowbit."))
+      if (!kv.key.starts_with("tokenizer.") && kv.key != "general.alignment" && !kv.key.starts_with("lowbit.") &&
+          !kv.key.starts_with("quantize.imatrix."))  // a source's imatrix keys do not describe this file
         w.set(kv.key, kv.value);
     if (const TensorView* t = g->find("output.weight"); t && !m.find_weight("output.weight"))
       log(LogLevel::Debug, "output.weight duplicates token_embd.weight; writing the tied embedding once");
@@ -137,10 +125,19 @@ void export_gguf(const Model& m, const QuantPlan& plan, const std::string& out_p
   w.set("lowbit.version", LOWBIT_VERSION);
   w.set("lowbit.recipe", plan.recipe);
   w.set("lowbit.seed", uint64_t(o.seed));
+  w.set("lowbit.kquant_effort", kquant_effort() == KQuantEffort::Best ? "best" : "fast");
+  if (o.imatrix) write_imatrix_keys(w, *o.imatrix, o.imatrix_path);
 
   const int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
   for (const TensorPlan& tp : plan.tensors) {
     const TensorView& src = m.weight(tp.name);
+    // llama.cpp's gpt2 graph reads output.weight even when tied: write the embedding twice.
+    const bool gpt2_tied_head = c.arch == Arch::GPT2 && c.tied_embeddings && tp.name == "token_embd.weight";
+    if (tp.copy) {  // already in the target format (GGUF input): the bytes, unchanged
+      w.add_tensor(tp.name, GgmlType(uint32_t(tp.type)), tp.shape, src.data, src.nbytes);
+      if (gpt2_tied_head) w.add_tensor("output.weight", GgmlType(uint32_t(tp.type)), tp.shape, src.data, src.nbytes);
+      continue;
+    }
     const FormatTraits& f = format_traits(tp.type);
     int head_dim = 0;
     if (unpermute && (tp.name.ends_with("attn_q.weight") || tp.name.ends_with("attn_q.bias") ||
@@ -149,7 +146,11 @@ void export_gguf(const Model& m, const QuantPlan& plan, const std::string& out_p
     const bool is_bias = tp.shape.size() == 1;
     const int64_t rows = is_bias ? 1 : src.rows(), cols = src.cols();
     const size_t rb = row_bytes(tp.type, cols);
-    w.add_tensor(tp.name, GgmlType(uint32_t(tp.type)), tp.shape, [&, head_dim, rows, cols, rb, is_bias](std::span<uint8_t> out) {
+    // [cols] per-column importance, or empty; shared by every row (q/k row permutation leaves columns alone).
+    std::vector<float> importance;
+    if (o.imatrix && f.quantized && !is_bias) importance = tensor_importance(*o.imatrix, tp, cols);
+    GgufWriter::TensorFill fill = [&, head_dim, rows, cols, rb, is_bias, importance = std::move(importance)](std::span<uint8_t> out) {
+      const float* imp = importance.empty() ? nullptr : importance.data();
       LOWBIT_ASSERT(out.size() == rb * size_t(rows));
       if (is_bias) {  // one row; a q/k bias is permuted element-wise
         std::vector<float> x(static_cast<size_t>(cols)), y(static_cast<size_t>(cols));
@@ -165,10 +166,12 @@ void export_gguf(const Model& m, const QuantPlan& plan, const std::string& out_p
         for (int64_t r = 0; r < rows; ++r) {
           int64_t sr = head_dim ? unpermute_row(r, head_dim) : r;
           to_f32(src, sr * cols, cols, x.data());
-          f.quantize_row_ref(x.data(), out.data() + size_t(r) * rb, cols, nullptr);
+          f.quantize_row_ref(x.data(), out.data() + size_t(r) * rb, cols, imp);
         }
       }
-    });
+    };
+    w.add_tensor(tp.name, GgmlType(uint32_t(tp.type)), tp.shape, fill);
+    if (gpt2_tied_head) w.add_tensor("output.weight", GgmlType(uint32_t(tp.type)), tp.shape, fill);
   }
   log_info(fmt::format("writing {} ({} tensors, {:.3f} bits per weight)", out_path, plan.tensors.size(),
                        plan.bits_per_weight()));

@@ -9,8 +9,15 @@
 // Metadata: general.architecture (llama / qwen2 / gpt2), general.name,
 // general.file_type, general.quantization_version = 2, the {arch}.*
 // hyperparameters, the tokenizer (every tokenizer.* key of a GGUF input;
-// otherwise a SentencePiece-style vocab as tokenizer.ggml.model = "llama"),
-// and lowbit.version / lowbit.recipe / lowbit.seed.
+// otherwise the model's tokenizer file as an SPM "llama" or byte-level BPE "gpt2" vocab, quant/gguf_tokenizer.h),
+// and lowbit.version / lowbit.recipe / lowbit.seed / lowbit.kquant_effort; with an importance matrix,
+// llama-quantize's quantize.imatrix.{file,dataset,entries_count,chunks_count}.
+//
+// Importance matrix (ExportOptions::imatrix): every tensor stored in a
+// quantized format gets its entry's per-column importance (mean x^2, [n_in])
+// passed to the format's quantizer; a tensor without an entry is quantized
+// without one and named in a warning; an entry whose length differs from the
+// tensor's columns is an error.
 //
 // A Hugging Face llama stores q/k rows permuted for NeoX-style RoPE; GGUF
 // `llama` expects the interleaved order, so those rows are permuted back.
@@ -22,10 +29,14 @@
 
 namespace lowbit {
 
+struct ImatrixData;  // eval/imatrix.h
+
 struct ExportOptions {
   int threads = 0;           // 0 = OpenMP default
-  std::string vocab_path;    // llama2.c tokenizer .bin or SentencePiece tokenizer.model ("" = find one)
+  std::string vocab_path;    // tokenizer file to embed (tokenizer.json / .model / llama2.c .bin; "" = the model's)
   uint64_t seed = 0;         // recorded as lowbit.seed (RTN uses no randomness)
+  const ImatrixData* imatrix = nullptr;  // importance matrix (not owned; nullptr = none)
+  std::string imatrix_path;              // its file, recorded as quantize.imatrix.file
 };
 
 // Throws lowbit::Error (and leaves no file at `out_path`) on failure.

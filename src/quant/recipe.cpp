@@ -86,7 +86,9 @@ int layer_of(const std::string& name) {
   return l;
 }
 
+// The format a tensor kept as it is would be written in.
 FormatId source_type(const TensorView& v) {
+  if (v.dtype == DType::QUANT) return v.format;
   if (auto g = dtype_to_ggml_type(v.dtype); g && (*g == GgmlType::F16 || *g == GgmlType::BF16)) return FormatId(*g);
   return FormatId::F32;
 }
@@ -220,6 +222,16 @@ QuantPlan make_plan(const Model& m, const RecipeOptions& o) {
         if (!fb.empty()) t.note += "; " + fb;
       }
     }
+    t.source_type = v.type_name();
+    if (v.dtype == DType::QUANT && t.type == v.format) {
+      t.copy = true;
+      t.note = t.note.empty() ? "already " + t.source_type + ": bytes copied unchanged"
+                              : t.note + "; already " + t.source_type + ": bytes copied unchanged";
+    } else if (v.dtype == DType::QUANT) {
+      ++p.n_requantized;
+      const std::string rq = "requantized from " + t.source_type + " (lossy)";
+      t.note = t.note.empty() ? rq : t.note + "; " + rq;
+    }
     t.fallback = has(t.note, "fallback");
     if (t.fallback) log_warn(fmt::format("{} {}: {}", name, v.shape_str(), t.note));
     t.bytes = row_bytes(t.type, row) * uint64_t(v.rows());
@@ -227,18 +239,28 @@ QuantPlan make_plan(const Model& m, const RecipeOptions& o) {
     p.n_weights += v.numel();
     p.tensors.push_back(std::move(t));
   }
+  if (p.n_requantized > 0) {
+    p.warning = fmt::format(
+        "{}: {} of {} tensors are already quantized and will be dequantized and quantized again to {}; "
+        "requantizing adds the second quantization's error to the first and loses quality. Quantize the "
+        "original f16/bf16 weights instead when they are available",
+        m.path, p.n_requantized, p.tensors.size(), o.type);
+    log_warn(p.warning);
+  }
   return p;
 }
 
 std::string format_plan(const QuantPlan& p) {
   size_t w = 6;
   for (const auto& t : p.tensors) w = std::max(w, t.name.size());
-  std::string s = fmt::format("{:<{}}  {:<14}  {:<7}  {:>12}  {}\n", "tensor", w, "shape", "type", "bytes", "note");
+  std::string s;
+  if (!p.warning.empty()) s += "WARNING: " + p.warning + "\n\n";
+  s += fmt::format("{:<{}}  {:<14}  {:<7}  {:<7}  {:>12}  {}\n", "tensor", w, "shape", "source", "type", "bytes", "note");
   for (const auto& t : p.tensors) {
     TensorView v;
     v.shape = t.shape;
-    s += fmt::format("{:<{}}  {:<14}  {:<7}  {:>12}  {}\n", t.name, w, v.shape_str(), format_traits(t.type).name,
-                     t.bytes, t.note);
+    s += fmt::format("{:<{}}  {:<14}  {:<7}  {:<7}  {:>12}  {}\n", t.name, w, v.shape_str(),
+                     t.source_type.empty() ? "?" : t.source_type, format_traits(t.type).name, t.bytes, t.note);
   }
   s += fmt::format("\nrecipe {} (file_type {}): {} tensors, {} weights, {} bytes ({:.2f} MiB), {:.3f} bits per weight\n",
                    p.recipe, p.file_type, p.tensors.size(), p.n_weights, p.total_bytes,

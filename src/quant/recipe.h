@@ -17,6 +17,13 @@
 //    either. Every fallback is recorded in the tensor's note and logged.
 //  - --tensor-type REGEX=TYPE overrides (std::regex_search on the canonical
 //    name, first match wins), then --output-type / --keep-output for output.weight.
+//
+// Requantizing: a source tensor that is already block-quantized (a quantized
+// GGUF input) is dequantized and quantized again, which compounds the error of
+// both quantizations; make_plan warns once (log_warn, and QuantPlan::warning,
+// which format_plan prints) that the original f16/bf16 weights should be used
+// when available. A quantized tensor whose planned format is its own is not
+// requantized: TensorPlan::copy marks it for a byte-exact copy.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -41,6 +48,8 @@ struct TensorPlan {
   uint64_t bytes = 0;
   std::string note;            // why it differs from the base type ("" when it does not)
   bool fallback = false;       // rows did not fit the chosen format's block
+  std::string source_type;     // the input's type: "f32", "bf16", "q4_K", ...
+  bool copy = false;           // source already block-quantized in `type`: write its bytes unchanged
 };
 
 struct QuantPlan {
@@ -50,19 +59,22 @@ struct QuantPlan {
   std::vector<TensorPlan> tensors;  // in the model's tensor order
   uint64_t total_bytes = 0;
   int64_t n_weights = 0;
+  int n_requantized = 0;       // tensors dequantized from a quantized source and quantized again
+  std::string warning;         // "" or the requantization warning (also logged by make_plan)
   double bits_per_weight() const { return n_weights ? 8.0 * double(total_bytes) / double(n_weights) : 0.0; }
   const TensorPlan* find(const std::string& name) const;
 };
 
 // Builds the plan; throws lowbit::Error for an unknown TYPE, a bad REGEX=TYPE, an unknown format.
-// Logs one warning per fallback.
+// Logs one warning per fallback, and one when quantized source tensors are requantized.
 QuantPlan make_plan(const Model& m, const RecipeOptions& opts);
 
 // Decision for one tensor, exposed for tests. `layer` -1 for non-layer tensors.
 FormatId mix_tensor_type(uint32_t file_type, FormatId base, const std::string& name, int layer, int n_layers,
                          int n_gqa, bool has_output, int64_t row_len, std::string* note);
 
-// The plan as a table: tensor, shape, type, bytes, note; then total size and bits per weight.
+// The plan as a table: tensor, shape, source type, type, bytes, note; then total size and
+// bits per weight, and the requantization warning when there is one.
 std::string format_plan(const QuantPlan& p);
 
 // Names accepted as TYPE, for help text.
