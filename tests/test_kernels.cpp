@@ -148,3 +148,35 @@ TEST(Kernels, FastDequantizeIsBitIdentical) {
 }
 
 }  // namespace
+
+namespace {
+
+// 4-row kernels (generation matvec) give vec_dot's floats bit for bit, row by row.
+TEST(Kernels, FourRowDotIsBitIdentical) {
+  std::mt19937 rng(13);
+  int checked = 0;
+  for (const FormatTraits& f : all_formats()) {
+    if (!f.vec_dot_4rows) continue;
+    const FormatTraits& act = format_traits(f.dot_with);
+    for (int64_t n : row_lengths(f)) {
+      const size_t rb = row_bytes(f.id, n);
+      std::vector<uint8_t> w(4 * rb), y(row_bytes(act.id, n));
+      for (int r = 0; r < 4; ++r) {
+        std::vector<float> xf = random_row(rng, n, r % 3);
+        f.quantize_row_ref(xf.data(), w.data() + size_t(r) * rb, n, nullptr);
+      }
+      std::vector<float> yf = random_row(rng, n, 0);
+      act.quantize_row_ref(yf.data(), y.data(), n, nullptr);
+      float out[4];
+      f.vec_dot_4rows(n, w.data(), rb, y.data(), out);
+      for (int r = 0; r < 4; ++r) {
+        const float one = f.vec_dot(n, w.data() + size_t(r) * rb, y.data());
+        EXPECT_EQ(0, std::memcmp(&out[r], &one, sizeof(float))) << f.name << " n = " << n << " row " << r;
+      }
+      ++checked;
+    }
+  }
+  if (best_isa_supported() >= IsaLevel::Avx2) EXPECT_GT(checked, 0);
+}
+
+}  // namespace

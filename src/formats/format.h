@@ -26,6 +26,9 @@ using QuantizeRowFn = void (*)(const float* x, void* y, int64_t n, const float* 
 using DequantizeRowFn = void (*)(const void* x, float* y, int64_t n);
 // Dot product of one row x of this format with one row y of `dot_with` format, n values.
 using VecDotFn = float (*)(int64_t n, const void* x, const void* y);
+// The dot products of 4 rows of this format (x, x + stride, x + 2 stride, x + 3 stride
+// bytes) with one row y of `dot_with` format: out[r] == vec_dot(n, row r, y) bit for bit.
+using VecDot4RowsFn = void (*)(int64_t n, const void* x, size_t stride, const void* y, float* out);
 
 struct FormatTraits {
   FormatId id;
@@ -41,6 +44,8 @@ struct FormatTraits {
   // Fastest dequantize_row for this CPU (set once at start-up; bit-identical to
   // dequantize_row), == dequantize_row when none. Family tables leave it unset.
   DequantizeRowFn dequantize_row_fast = nullptr;
+  // 4-row kernel for this CPU when one exists (set once at start-up), else nullptr.
+  VecDot4RowsFn vec_dot_4rows = nullptr;
 
   double bits_per_weight() const { return 8.0 * double(block_bytes) / double(block_size); }
 };

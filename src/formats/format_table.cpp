@@ -22,6 +22,7 @@ const std::vector<FormatTraits>& table() {
       if (VecDotFn fast = best_vec_dot(f.id)) f.vec_dot = fast;
       const DequantizeRowFn deq = best_dequantize_row(f.id);
       f.dequantize_row_fast = deq ? deq : f.dequantize_row;
+      f.vec_dot_4rows = best_vec_dot_4rows(f.id);
     }
     return r;
   }();

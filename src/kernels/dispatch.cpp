@@ -51,6 +51,10 @@ VecDotFn vec_dot_for_isa(FormatId id, IsaLevel level) {
 
 VecDotFn best_vec_dot(FormatId id) { return vec_dot_for_isa(id, active_isa()); }
 
+VecDot4RowsFn best_vec_dot_4rows(FormatId id) {
+  return active_isa() >= IsaLevel::Avx2 ? avx2_vec_dot_4rows(id) : nullptr;
+}
+
 DequantizeRowFn best_dequantize_row(FormatId id) {
   return active_isa() >= IsaLevel::Avx2 ? avx2_dequantize_row(id) : nullptr;
 }

@@ -23,11 +23,14 @@ VecDotFn vec_dot_for_isa(FormatId id, IsaLevel level);
 // vec_dot_for_isa(id, active_isa()).
 VecDotFn best_vec_dot(FormatId id);
 
+// 4-row dot kernel for `id` at the active level, or nullptr.
+VecDot4RowsFn best_vec_dot_4rows(FormatId id);
 // Fastest dequantize_row for `id` at the active level, or nullptr (keep the reference).
 DequantizeRowFn best_dequantize_row(FormatId id);
 
 // Per-ISA kernel tables (dot_avx2.cpp, dot_avx512.cpp); nullptr = none.
 VecDotFn avx2_vec_dot(FormatId id);
+VecDot4RowsFn avx2_vec_dot_4rows(FormatId id);  // dot_avx2.cpp
 // AVX2 k-quant kernels q2_K..q6_K (dot_avx2_kquants.cpp); avx2_vec_dot has the
 // legacy and float formats (dot_avx2.cpp).
 VecDotFn avx2_kquant_vec_dot(FormatId id);

@@ -83,6 +83,26 @@ LB_AVX2 float dot_q8_0(int64_t n, const void* vx, const void* vy) {
   return hsum(acc);
 }
 
+// The same for 4 weight rows (x, x + stride, ...) against one activation row: the
+// activation's |y| and scale are loaded once per block for the 4 rows, and each
+// row's products use dot_u8_i8(|y|, sign(level, y)), the same integers as
+// dot_i8_i8(level, y), so out[r] is bit-identical to dot_q8_0 on row r.
+template <class Block>
+LB_AVX2 void dot_q8_0_4rows(int64_t n, const void* vx, size_t stride, const void* vy, float* out) {
+  const auto* y = static_cast<const BlockQ8_0*>(vy);
+  const Block* x[4];
+  for (int r = 0; r < 4; ++r) x[r] = reinterpret_cast<const Block*>(static_cast<const uint8_t*>(vx) + r * stride);
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  for (int64_t b = 0; b < n / kLegacyBlock; ++b) {
+    const __m256i qy = load32(y[b].qs);
+    const __m256i abs_y = _mm256_sign_epi8(qy, qy);
+    const float dy = fp16(y[b].d);
+    for (int r = 0; r < 4; ++r)
+      acc[r] = add_scaled(acc[r], fp16(x[r][b].d) * dy, dot_u8_i8(abs_y, _mm256_sign_epi8(levels(x[r][b]), qy)));
+  }
+  for (int r = 0; r < 4; ++r) out[r] = hsum(acc[r]);
+}
+
 // q4_1, q5_1 . q8_1 (the level is maddubs' unsigned operand).
 template <class Block>
 LB_AVX2 float dot_q8_1(int64_t n, const void* vx, const void* vy) {
@@ -137,6 +157,16 @@ LB_AVX2 float dot_bf16_f32(int64_t n, const void* vx, const void* vy) {
 }
 
 }  // namespace
+
+VecDot4RowsFn avx2_vec_dot_4rows(FormatId id) {
+  switch (id) {
+    case FormatId::Q8_0: return dot_q8_0_4rows<BlockQ8_0>;
+    case FormatId::Q4_0: return dot_q8_0_4rows<BlockQ4_0>;
+    case FormatId::Q5_0: return dot_q8_0_4rows<BlockQ5_0>;
+    case FormatId::IQ4_NL: return dot_q8_0_4rows<BlockIQ4_NL>;
+    default: return nullptr;
+  }
+}
 
 VecDotFn avx2_vec_dot(FormatId id) {
   switch (id) {

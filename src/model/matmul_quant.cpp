@@ -65,6 +65,7 @@ void matmul_quant(const TensorView& W, const float* X, int n_tok, float* Y, int 
 
   // 2. Row tiles.
   const VecDotFn dot = wf.vec_dot;
+  const VecDot4RowsFn dot4 = wf.vec_dot_4rows;  // 4 rows per activation load, when the format has one
   const int64_t n_tiles = (n_out + kRowTile - 1) / kRowTile;
   const bool parallel = nt > 1 && n_tiles > 1 && int64_t(w_row) * n_out * n_tok >= kParallelMinBytes;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (parallel)
@@ -73,7 +74,10 @@ void matmul_quant(const TensorView& W, const float* X, int n_tok, float* Y, int 
     for (int t = 0; t < n_tok; ++t) {
       const uint8_t* xt = xq + size_t(t) * x_row;
       float* yt = Y + int64_t(t) * n_out;
-      for (int64_t r = r0; r < r1; ++r) yt[r] = dot(n_in, w + size_t(r) * w_row, xt);
+      int64_t r = r0;
+      if (dot4)
+        for (; r + 4 <= r1; r += 4) dot4(n_in, w + size_t(r) * w_row, w_row, xt, yt + r);
+      for (; r < r1; ++r) yt[r] = dot(n_in, w + size_t(r) * w_row, xt);
     }
   }
 }
