@@ -1,6 +1,10 @@
 #include "paths.h"
 
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <array>
+#include <cstdio>
 
 #include <cstdlib>
 #include <filesystem>
@@ -20,6 +24,17 @@ std::string temp_dir() {
     return p.string();
   }();
   return dir;
+}
+
+CmdResult run_cli(const std::string& args) {
+  const std::string cmd = cli() + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int status = pclose(p);
+  return {WEXITSTATUS(status), out};
 }
 
 }  // namespace lowbit::test

@@ -27,27 +27,14 @@ using namespace lowbit;
 
 namespace {
 
+using test::CmdResult;
+using test::run_cli;
+
 const std::string kStoriesGguf = "models/stories260K/stories260K-f32.gguf";
 
 const Model& stories() {
   static std::unique_ptr<Model> m = load_model(test::shared(kStoriesGguf));
   return *m;
-}
-
-struct CmdResult {
-  int code;
-  std::string out;  // stdout + stderr
-};
-
-CmdResult run_cli(const std::string& args) {
-  std::string cmd = test::cli() + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  int status = pclose(p);
-  return {WEXITSTATUS(status), out};
 }
 
 std::string read_bytes(const std::string& path) {

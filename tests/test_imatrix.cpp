@@ -26,6 +26,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using lowbit::test::CmdResult;
+using lowbit::test::run_cli;
+
 std::string S(const std::string& rel) { return lowbit::test::shared(rel); }
 std::string tmp(const std::string& name) { return lowbit::test::temp_dir() + "/" + name; }
 const std::string kGguf = "models/stories260K/stories260K-f32.gguf";
@@ -83,22 +86,6 @@ const float kLlamaBlk0AttnQ[64] = {
     74.67330932617188f, 24.70139503479004f, 26.146650314331055f, 15.198508262634277f,
     6.2534260749816895f, 21.852745056152344f, 43.85791015625f, 11.210906982421875f,
 };
-
-struct CmdResult {
-  int code;
-  std::string out;  // stdout + stderr
-};
-
-CmdResult run(const std::string& args) {
-  std::string cmd = lowbit::test::cli() + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  int status = pclose(p);
-  return {WEXITSTATUS(status), out};
-}
 
 void put_i32(std::vector<uint8_t>& b, int32_t v) {
   uint8_t c[4];
@@ -407,7 +394,7 @@ TEST(Imatrix, CliComputesAndQuantizeUsesIt) {
     std::ofstream f(text, std::ios::binary);
     f << text_prefix(6000);
   }
-  CmdResult r = run("imatrix " + S(kGguf) + " -f " + text + " -o " + dat + " -c 64 --chunks 4 -t 1");
+  CmdResult r = run_cli("imatrix " + S(kGguf) + " -f " + text + " -o " + dat + " -c 64 --chunks 4 -t 1");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("entries   35"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("4 chunks of 64 = 256 tokens"), std::string::npos) << r.out;
@@ -418,7 +405,7 @@ TEST(Imatrix, CliComputesAndQuantizeUsesIt) {
   EXPECT_EQ(d.last_call, 4);
   EXPECT_EQ(d.dataset, text);
 
-  r = run("quantize " + S(kGguf) + " -o " + out + " --type Q4_0 --imatrix " + dat);
+  r = run_cli("quantize " + S(kGguf) + " -o " + out + " --type Q4_0 --imatrix " + dat);
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("imatrix has no entry for token_embd.weight"), std::string::npos) << r.out;
   GgufFile g(out);
@@ -429,14 +416,14 @@ TEST(Imatrix, CliComputesAndQuantizeUsesIt) {
   std::vector<uint8_t> bytes = read_bytes(dat);
   bytes.resize(bytes.size() / 2);
   std::ofstream(tmp("half.dat"), std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
-  r = run("quantize " + S(kGguf) + " -o " + tmp("half.gguf") + " --type Q4_0 --imatrix " + tmp("half.dat"));
+  r = run_cli("quantize " + S(kGguf) + " -o " + tmp("half.gguf") + " --type Q4_0 --imatrix " + tmp("half.dat"));
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.out.find("half.dat"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("truncated"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(tmp("half.gguf")));
 
   // Too short a text for the context: a clear error.
-  r = run("imatrix " + S(kGguf) + " -f " + text + " -o " + tmp("short.dat") + " -c 4096");
+  r = run_cli("imatrix " + S(kGguf) + " -f " + text + " -o " + tmp("short.dat") + " -c 4096");
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.out.find("needs at least 8192"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(tmp("short.dat")));
