@@ -3,10 +3,12 @@
 // Prompt-sized products (n_tok >= kQuantSgemmMinTokens) dequantize row panels to f32
 // and run sgemm (matmul_converted in matmul.cpp): the dequantization is paid
 // once per weight row for all n_tok tokens, and sgemm's register blocking beats
-// one vec_dot per (row, token). Below that (generation, short prompts), as ggml does: each activation row of X is first quantized to the format the
-// weight format's dot product pairs with (FormatTraits::dot_with: q8_0, q8_1 or
-// q8_K), then every output element is one vec_dot of a weight row with an
-// activation row, run by the fastest kernel for this CPU (kernels/dispatch.h).
+// one vec_dot per (row, token). Below that (generation, short prompts), as ggml
+// does: each activation row of X is first quantized to the format the weight
+// format's dot product pairs with (FormatTraits::dot_with: q8_0, q8_1 or q8_K),
+// then every output element is one vec_dot of a weight row with an activation
+// row, run by the fastest kernel for this CPU (kernels/dispatch.h); formats
+// with a 4-row kernel (vec_dot_4rows, bit-identical) do 4 rows per call.
 //
 //   1. Xq[n_tok] = quantize(X rows)            OpenMP over tokens (when many)
 //   2. weight rows in fixed tiles of kRowTile rows, OpenMP threads take tiles
@@ -14,8 +16,8 @@
 //      (~1.1 bytes/value, in L1) against the tile's rows (in L2), so W is read
 //      from memory exactly once per call.
 //
-// Each Y element is one vec_dot call whose inputs do not depend on the thread
-// count, so results are bit-identical for any n_threads.
+// Each Y element is one vec_dot whose inputs do not depend on the thread count,
+// so results are bit-identical for any n_threads (the sgemm regime: see matmul.cpp).
 #include <omp.h>
 
 #include <algorithm>
