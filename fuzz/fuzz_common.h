@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/log.h"
+#include "formats/format.h"
 #include "io/tokenizer.h"
 #include "lowbit/error.h"
 #include "lowbit/tensor.h"
@@ -138,14 +139,25 @@ class TempDir {
 
 // Reads every byte of a view (a read past a mapping faults here, in the
 // harness, not somewhere later), checks nbytes against shape and dtype, and
-// converts a few elements to f32. Views without data (a GGUF file's quantized
-// tensors) are skipped.
+// converts a few elements to f32 (for a block-quantized view: its last row,
+// dequantized). Views without data (GGUF types lowbit has no kernels for) are skipped.
 inline void touch_view(const lowbit::TensorView& t) {
   if (!t.data) return;
   int64_t numel = 1;
   for (int64_t d : t.shape) {
     FUZZ_CHECK(d >= 0, "tensor '%s' has a negative dimension", t.name.c_str());
     FUZZ_CHECK(!__builtin_mul_overflow(numel, d, &numel), "tensor '%s': element count overflows", t.name.c_str());
+  }
+  if (t.dtype == lowbit::DType::QUANT) {
+    const int64_t rows = t.rows(), cols = t.cols();
+    const uint64_t want = uint64_t(rows) * lowbit::row_bytes(t.format, cols);
+    FUZZ_CHECK(want == t.nbytes, "tensor '%s' (%s): %lld rows of %lld but nbytes = %zu", t.name.c_str(),
+               t.type_name().c_str(), (long long)rows, (long long)cols, t.nbytes);
+    if (rows > 0 && cols > 0 && cols <= (1 << 16)) {
+      std::vector<float> row(static_cast<size_t>(cols));
+      lowbit::to_f32(t, (rows - 1) * cols, cols, row.data());
+    }
+    return;
   }
   FUZZ_CHECK(uint64_t(numel) * lowbit::dtype_size(t.dtype) == t.nbytes,
              "tensor '%s': %lld elements of %zu bytes but nbytes = %zu", t.name.c_str(), (long long)numel,
