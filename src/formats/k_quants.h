@@ -109,9 +109,9 @@ struct BlockQ8_K {
 static_assert(sizeof(BlockQ8_K) == 292, "q8_K block must be 292 bytes");
 
 // How hard the k-quant quantizers (q2_K..q6_K) search scales and mins
-// (k_quants_search.cpp). Fast (default): about llama.cpp's reference quantizer
-// speed for q4_K / q5_K / q2_K at lower error; Best: lower error still, several
-// times slower. Process-wide; set it before quantizing (outputs differ by effort,
+// (k_quants_search.cpp). Fast (default): a Q4_K_M file in about llama-quantize's
+// time (README, Benchmarks), still below ggml's error (tests/test_kquants.cpp);
+// Best: lower error still, several times slower. Process-wide; set it before quantizing (outputs differ by effort,
 // never by thread count).
 enum class KQuantEffort { Fast = 0, Best = 1 };
 void set_kquant_effort(KQuantEffort e);

@@ -18,8 +18,8 @@ namespace {
 
 // Search effort (for scale: llama.cpp's published search tries 16-37 inverse scales
 // per sub-block and rounds the sub-block scales once). Two presets (k_quants.h):
-// Fast, the default, about as fast as llama.cpp's reference quantizer for q4_K,
-// q5_K and q2_K with most of the error reduction; Best, several times slower.
+// Fast, the default (a Q4_K_M file in about llama-quantize's time), keeps most
+// of the error reduction; Best, several times slower.
 // Affine sub-blocks: the value range is spread over q_max * (kGridLo + step * t) levels;
 // symmetric sub-blocks: the largest value goes to level q_lo * (kGridLo + step * t);
 // t = 0..grid_steps, step = kGridSpan / grid_steps.

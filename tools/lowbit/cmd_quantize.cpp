@@ -31,7 +31,7 @@ void register_quantize(CLI::App& app) {
   cmd->add_option("--imatrix", imatrix_path, "importance matrix (imatrix.dat from lowbit imatrix or llama-imatrix)");
   static std::string effort = "fast";
   cmd->add_option("--effort", effort,
-                  "k-quant scale search: fast (about llama-quantize's speed, lower error) or best (lower error still, "
+                  "k-quant scale search: fast (Q4_K_M in about llama-quantize's time, lower error) or best (lower error still, "
                   "several times slower)")
       ->check(CLI::IsMember({"fast", "best"}))
       ->capture_default_str();
