@@ -72,6 +72,8 @@ static_assert(sizeof(BlockIQ4_NL) == 18, "iq4_nl block must be 18 bytes");
 // iq4_nl's 16 grid points (ggml's kvalues_iq4nl), ascending; denser near zero.
 inline constexpr int8_t kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                             1,    13,   25,  38,  53,  69,  89,  113};
+// The same grid as floats: iq4_nl's grid_table in the traits table (fixed-scale grid, format.h).
+inline constexpr float kIq4nlGrid[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
 // Kernels with the traits-table signatures (format.h). n is the row length, a
 // multiple of 32; `importance` is [n] or nullptr.
@@ -90,6 +92,23 @@ void dequantize_row_q5_1(const void* x, float* y, int64_t n);
 void dequantize_row_q8_0(const void* x, float* y, int64_t n);
 void dequantize_row_q8_1(const void* x, float* y, int64_t n);
 void dequantize_row_iq4_nl(const void* x, float* y, int64_t n);
+
+// Fixed-scale grids (format.h, BlockGridFn / EncodeFixedFn), one block each.
+// Codes: q4_0 -8..7, q5_0 -16..15, q8_0 -127..127 (step d, offset -0.0f: value = d * k);
+// q4_1 0..15, q5_1 0..31 (step d, offset m: value = m + d * k);
+// iq4_nl 0..15 (step d, offset -0.0f, grid kIq4nlGrid: value = d * kIq4nlGrid[k]).
+void block_grid_q4_0(const void* block, float* step, float* offset);
+void block_grid_q4_1(const void* block, float* step, float* offset);
+void block_grid_q5_0(const void* block, float* step, float* offset);
+void block_grid_q5_1(const void* block, float* step, float* offset);
+void block_grid_q8_0(const void* block, float* step, float* offset);
+void block_grid_iq4_nl(const void* block, float* step, float* offset);
+void encode_fixed_q4_0(const float* x, void* block);
+void encode_fixed_q4_1(const float* x, void* block);
+void encode_fixed_q5_0(const float* x, void* block);
+void encode_fixed_q5_1(const float* x, void* block);
+void encode_fixed_q8_0(const float* x, void* block);
+void encode_fixed_iq4_nl(const float* x, void* block);
 
 float vec_dot_q4_0_q8_0_ref(int64_t n, const void* x, const void* y);
 float vec_dot_q4_1_q8_1_ref(int64_t n, const void* x, const void* y);

@@ -30,6 +30,17 @@ using VecDotFn = float (*)(int64_t n, const void* x, const void* y);
 // bytes) with one row y of `dot_with` format: out[r] == vec_dot(n, row r, y) bit for bit.
 using VecDot4RowsFn = void (*)(int64_t n, const void* x, size_t stride, const void* y, float* out);
 
+// Fixed-scale rounding, for methods that quantize one column at a time with
+// error feedback (GPTQ targeting a ggml format): a block's scales and mins are
+// chosen once by quantize_row_ref; after that each of its values can only be
+//   offset[i] + step[i] * grid(k)   for an integer code k in [code_min, code_max],
+// where grid(k) = k for affine formats and grid_table[k - code_min] for
+// non-uniform ones (iq4_nl). block_grid reads step/offset [block_size] out of
+// one block's bytes; encode_fixed stores x [block_size] in the block keeping
+// every scale and min, each code the nearest grid point (ties: the lower code).
+using BlockGridFn = void (*)(const void* block, float* step, float* offset);
+using EncodeFixedFn = void (*)(const float* x, void* block);
+
 struct FormatTraits {
   FormatId id;
   const char* name;          // ggml's spelling: "q4_K", "q8_0", "f16"
@@ -46,6 +57,11 @@ struct FormatTraits {
   DequantizeRowFn dequantize_row_fast = nullptr;
   // 4-row kernel for this CPU when one exists (set once at start-up), else nullptr.
   VecDot4RowsFn vec_dot_4rows = nullptr;
+  // Fixed-scale grid (see BlockGridFn); nullptr for float formats and activation-only ones.
+  BlockGridFn block_grid = nullptr;
+  EncodeFixedFn encode_fixed = nullptr;
+  int code_min = 0, code_max = 0;
+  const float* grid_table = nullptr;  // [code_max - code_min + 1] for non-uniform grids, else nullptr
 
   double bits_per_weight() const { return 8.0 * double(block_bytes) / double(block_size); }
 };

@@ -24,6 +24,7 @@
 
 #include "core/half.h"
 #include "formats/blocks_legacy.h"
+#include "formats/fixed_grid.h"
 
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
@@ -53,6 +54,11 @@ int nearest_grid_index(float v) {
     if (v < g[mid]) hi = mid; else lo = mid;
   }
   return v - float(g[lo]) < float(g[hi]) - v ? lo : hi;
+}
+
+// 32 indices 0..15 -> 16 bytes: index j low nibble, index j + 16 high nibble.
+void pack_indices(const uint8_t* idx, uint8_t* qs) {
+  for (int j = 0; j < QK / 2; ++j) qs[j] = uint8_t(idx[j] | idx[j + QK / 2] << 4);
 }
 
 // Weighted fit of the scale for the indices picked at inverse scale `id`:
@@ -119,7 +125,7 @@ void quantize_block(const float* x, const float* importance, BlockIQ4_NL& out) {
     const float id = d != 0.0f ? 1 / d : 0.0f;
     for (int j = 0; j < QK; ++j) idx[j] = uint8_t(nearest_grid_index(id * x[j]));
   }
-  for (int j = 0; j < QK / 2; ++j) out.qs[j] = uint8_t(idx[j] | idx[j + QK / 2] << 4);
+  pack_indices(idx, out.qs);
 }
 
 }  // namespace
@@ -137,6 +143,26 @@ void dequantize_row_iq4_nl(const void* x, float* y, int64_t n) {
       yb[j + QK / 2] = d * float(kIq4nlValues[b.qs[j] >> 4]);
     }
   });
+}
+
+// Fixed-scale grid (format.h): codes 0..15 on kIq4nlGrid, step d, offset -0.0f,
+// so offset + step * kIq4nlGrid[k] == d * float(kIq4nlValues[k]) bit for bit
+// (x + -0.0f == x for every x). encode_fixed keeps d; with d == 0 it stores
+// index 8 (grid point 1, nearest to 0), as the quantizer does for a zero block.
+void block_grid_iq4_nl(const void* block, float* step, float* offset) {
+  const float d = f16_to_f32(static_cast<const BlockIQ4_NL*>(block)->d);
+  for (int j = 0; j < QK; ++j) {
+    step[j] = d;
+    offset[j] = -0.0f;
+  }
+}
+
+void encode_fixed_iq4_nl(const float* x, void* block) {
+  auto* b = static_cast<BlockIQ4_NL*>(block);
+  const float d = f16_to_f32(b->d);
+  uint8_t idx[QK];
+  for (int j = 0; j < QK; ++j) idx[j] = uint8_t(nearest_fixed_code(x[j], d, -0.0f, 0, 15, kIq4nlGrid));
+  pack_indices(idx, b->qs);
 }
 
 // Per block an exact integer sum of grid value * q8 level, scaled by d_x * d_y; blocks sum in double.

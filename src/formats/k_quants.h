@@ -133,6 +133,20 @@ void dequantize_row_q5_K(const void* x, float* y, int64_t n);
 void dequantize_row_q6_K(const void* x, float* y, int64_t n);
 void dequantize_row_q8_K(const void* x, float* y, int64_t n);
 
+// Fixed-scale grids (format.h, BlockGridFn / EncodeFixedFn), one super-block each.
+// Codes: q2_K 0..3, q4_K 0..15, q5_K 0..31 (value = d*sc*q - dmin*m); q3_K -4..3,
+// q6_K -32..31 (value = d*sc*q); the full range each layout stores.
+void block_grid_q2_K(const void* block, float* step, float* offset);
+void block_grid_q3_K(const void* block, float* step, float* offset);
+void block_grid_q4_K(const void* block, float* step, float* offset);
+void block_grid_q5_K(const void* block, float* step, float* offset);
+void block_grid_q6_K(const void* block, float* step, float* offset);
+void encode_fixed_q2_K(const float* x, void* block);
+void encode_fixed_q3_K(const float* x, void* block);
+void encode_fixed_q4_K(const float* x, void* block);
+void encode_fixed_q5_K(const float* x, void* block);
+void encode_fixed_q6_K(const float* x, void* block);
+
 // x: one row of the weight format, y: one row of q8_K, both of n values.
 float vec_dot_q2_K_q8_K_ref(int64_t n, const void* x, const void* y);
 float vec_dot_q3_K_q8_K_ref(int64_t n, const void* x, const void* y);

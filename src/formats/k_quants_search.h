@@ -86,6 +86,20 @@ void dequantize(const SymmetricSuperBlock& b, const SymmetricLayout& layout, flo
 double dot_q8_K(const AffineSuperBlock& b, const AffineLayout& layout, const BlockQ8_K& y);
 double dot_q8_K(const SymmetricSuperBlock& b, const SymmetricLayout& layout, const BlockQ8_K& y);
 
+// Fixed-scale grid of an unpacked super-block (format.h, BlockGridFn), in the
+// same f32 operations as dequantize: value i of sub-block j is
+// offset[i] + step[i] * q with
+//   affine     step = d * sc[j], offset = -(dmin * m[j]), codes 0..q_max
+//              (dequantize: (d * sc) * q - dmin * m, and a - b == a + (-b) exactly);
+//   symmetric  step = d * sc[j], offset = -0.0f, codes q_lo..q_hi
+//              (dequantize: (d * sc) * q; x + -0.0f == x for every x).
+void block_grid(const AffineSuperBlock& b, const AffineLayout& layout, float* step, float* offset);
+void block_grid(const SymmetricSuperBlock& b, const SymmetricLayout& layout, float* step, float* offset);
+// Replaces every level of b by the nearest code to x[i] on its fixed grid (fixed_grid.h),
+// keeping d, dmin and every sub-block scale and min.
+void encode_fixed(const float* x, const AffineLayout& layout, AffineSuperBlock& b);
+void encode_fixed(const float* x, const SymmetricLayout& layout, SymmetricSuperBlock& b);
+
 // The row kernels of a weight format (traits-table signatures, format.h), from
 // its layout and the pack / unpack between its block struct and the unpacked
 // super-block, which is all a format's file defines.
@@ -119,6 +133,26 @@ float vec_dot_q8_K(int64_t n, const void* x, const void* y, const Layout& layout
     unpack(bx, u);
     return dot_q8_K(u, layout, by);
   });
+}
+
+// block_grid / encode_fixed of one block of a weight format (traits-table signatures).
+// Unpack then pack rewrites the scale bytes bit for bit (every bit of them is a field).
+template <class Block, class Layout, class Unpacked>
+void block_grid(const void* block, float* step, float* offset, const Layout& layout,
+                void (*unpack)(const Block&, Unpacked&)) {
+  Unpacked u;
+  unpack(*static_cast<const Block*>(block), u);
+  block_grid(u, layout, step, offset);
+}
+
+template <class Block, class Layout, class Unpacked>
+void encode_fixed(const float* x, void* block, const Layout& layout, void (*unpack)(const Block&, Unpacked&),
+                  void (*pack)(const Unpacked&, Block&)) {
+  auto& b = *static_cast<Block*>(block);
+  Unpacked u;
+  unpack(b, u);
+  encode_fixed(x, layout, u);
+  pack(u, b);
 }
 
 }  // namespace lowbit::kq

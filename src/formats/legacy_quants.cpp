@@ -23,6 +23,7 @@
 #include "core/half.h"
 #include "formats/blocks_legacy.h"
 #include "formats/families.h"
+#include "formats/fixed_grid.h"
 
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
@@ -381,6 +382,83 @@ void dequantize_row_q8_1(const void* x, float* y, int64_t n) {
   dequantize_row_by_block<BlockQ8_1>(x, y, n, QK, dequantize_block_q8<BlockQ8_1>);
 }
 
+// ---------------------------------------------------------------- fixed-scale grids
+// block_grid / encode_fixed (format.h). Value k of a block decodes to
+// offset + step * k, bit for bit what dequantize_row computes for the stored level:
+//  * q4_0, q5_0, q8_0: value = d * k, k = level - zero (q4_0 -8..7, q5_0 -16..15,
+//    q8_0 -127..127); step d, offset -0.0f (x + -0.0f == x for every x, signed
+//    zeros included, so offset + step * k == float(k) * d exactly). q8_0's range
+//    leaves out -128, which the layout could hold but ggml's quantizer never
+//    writes and the AVX2 4-row q8_0 kernel cannot negate (sign_epi8).
+//  * q4_1, q5_1: value = m + d * k, k = level (0..15, 0..31); step d, offset m
+//    (dequantize computes float(q) * d + m: the same two roundings).
+// encode_fixed keeps d (and m) and stores each level as the nearest code (fixed_grid.h).
+
+namespace {
+// step = d, offset = -0.0f for every value of a symmetric block.
+void symmetric_grid(uint16_t d16, float* step, float* offset) {
+  const float d = f16_to_f32(d16);
+  std::fill(step, step + QK, d);
+  std::fill(offset, offset + QK, -0.0f);
+}
+void affine_grid(uint16_t d16, uint16_t m16, float* step, float* offset) {
+  std::fill(step, step + QK, f16_to_f32(d16));
+  std::fill(offset, offset + QK, f16_to_f32(m16));
+}
+// Levels q[j] = nearest code + zero on the grid d * k (+ m), codes lo..hi.
+void nearest_levels(const float* x, float d, float m, int lo, int hi, int zero, uint8_t* q) {
+  for (int j = 0; j < QK; ++j) q[j] = uint8_t(nearest_fixed_code(x[j], d, m, lo, hi, nullptr) + zero);
+}
+}  // namespace
+
+void block_grid_q4_0(const void* block, float* step, float* offset) {
+  symmetric_grid(static_cast<const BlockQ4_0*>(block)->d, step, offset);
+}
+void block_grid_q5_0(const void* block, float* step, float* offset) {
+  symmetric_grid(static_cast<const BlockQ5_0*>(block)->d, step, offset);
+}
+void block_grid_q8_0(const void* block, float* step, float* offset) {
+  symmetric_grid(static_cast<const BlockQ8_0*>(block)->d, step, offset);
+}
+void block_grid_q4_1(const void* block, float* step, float* offset) {
+  const auto* b = static_cast<const BlockQ4_1*>(block);
+  affine_grid(b->d, b->m, step, offset);
+}
+void block_grid_q5_1(const void* block, float* step, float* offset) {
+  const auto* b = static_cast<const BlockQ5_1*>(block);
+  affine_grid(b->d, b->m, step, offset);
+}
+
+void encode_fixed_q4_0(const float* x, void* block) {
+  auto* b = static_cast<BlockQ4_0*>(block);
+  uint8_t q[QK];
+  nearest_levels(x, f16_to_f32(b->d), -0.0f, -8, 7, 8, q);
+  pack_nibbles(q, b->qs);
+}
+void encode_fixed_q5_0(const float* x, void* block) {
+  auto* b = static_cast<BlockQ5_0*>(block);
+  uint8_t q[QK];
+  nearest_levels(x, f16_to_f32(b->d), -0.0f, -16, 15, 16, q);
+  pack_fives(q, b->qs, b->qh);
+}
+void encode_fixed_q8_0(const float* x, void* block) {
+  auto* b = static_cast<BlockQ8_0*>(block);
+  const float d = f16_to_f32(b->d);
+  for (int j = 0; j < QK; ++j) b->qs[j] = int8_t(nearest_fixed_code(x[j], d, -0.0f, -127, 127, nullptr));
+}
+void encode_fixed_q4_1(const float* x, void* block) {
+  auto* b = static_cast<BlockQ4_1*>(block);
+  uint8_t q[QK];
+  nearest_levels(x, f16_to_f32(b->d), f16_to_f32(b->m), 0, 15, 0, q);
+  pack_nibbles(q, b->qs);
+}
+void encode_fixed_q5_1(const float* x, void* block) {
+  auto* b = static_cast<BlockQ5_1*>(block);
+  uint8_t q[QK];
+  nearest_levels(x, f16_to_f32(b->d), f16_to_f32(b->m), 0, 31, 0, q);
+  pack_fives(q, b->qs, b->qh);
+}
+
 // ---------------------------------------------------------------- reference dot products
 // Per block: an exact integer sum of level products, scaled by d_x * d_y; blocks
 // accumulate in double. With an offset m (q4_1, q5_1) the block adds
@@ -435,20 +513,27 @@ float vec_dot_q8_1_q8_1_ref(int64_t n, const void* x, const void* y) {
 namespace {
 // vec_dot == vec_dot_ref until ISA kernels are dispatched.
 const FormatTraits kRows[] = {
-    {FormatId::Q4_0, "q4_0", QK, sizeof(BlockQ4_0), true, FormatId::Q8_0, quantize_row_q4_0, dequantize_row_q4_0,
-     vec_dot_q4_0_q8_0_ref, vec_dot_q4_0_q8_0_ref},
-    {FormatId::Q4_1, "q4_1", QK, sizeof(BlockQ4_1), true, FormatId::Q8_1, quantize_row_q4_1, dequantize_row_q4_1,
-     vec_dot_q4_1_q8_1_ref, vec_dot_q4_1_q8_1_ref},
-    {FormatId::Q5_0, "q5_0", QK, sizeof(BlockQ5_0), true, FormatId::Q8_0, quantize_row_q5_0, dequantize_row_q5_0,
-     vec_dot_q5_0_q8_0_ref, vec_dot_q5_0_q8_0_ref},
-    {FormatId::Q5_1, "q5_1", QK, sizeof(BlockQ5_1), true, FormatId::Q8_1, quantize_row_q5_1, dequantize_row_q5_1,
-     vec_dot_q5_1_q8_1_ref, vec_dot_q5_1_q8_1_ref},
-    {FormatId::Q8_0, "q8_0", QK, sizeof(BlockQ8_0), true, FormatId::Q8_0, quantize_row_q8_0, dequantize_row_q8_0,
-     vec_dot_q8_0_q8_0_ref, vec_dot_q8_0_q8_0_ref},
+    with_fixed_grid({FormatId::Q4_0, "q4_0", QK, sizeof(BlockQ4_0), true, FormatId::Q8_0, quantize_row_q4_0,
+                     dequantize_row_q4_0, vec_dot_q4_0_q8_0_ref, vec_dot_q4_0_q8_0_ref},
+                    block_grid_q4_0, encode_fixed_q4_0, -8, 7),
+    with_fixed_grid({FormatId::Q4_1, "q4_1", QK, sizeof(BlockQ4_1), true, FormatId::Q8_1, quantize_row_q4_1,
+                     dequantize_row_q4_1, vec_dot_q4_1_q8_1_ref, vec_dot_q4_1_q8_1_ref},
+                    block_grid_q4_1, encode_fixed_q4_1, 0, 15),
+    with_fixed_grid({FormatId::Q5_0, "q5_0", QK, sizeof(BlockQ5_0), true, FormatId::Q8_0, quantize_row_q5_0,
+                     dequantize_row_q5_0, vec_dot_q5_0_q8_0_ref, vec_dot_q5_0_q8_0_ref},
+                    block_grid_q5_0, encode_fixed_q5_0, -16, 15),
+    with_fixed_grid({FormatId::Q5_1, "q5_1", QK, sizeof(BlockQ5_1), true, FormatId::Q8_1, quantize_row_q5_1,
+                     dequantize_row_q5_1, vec_dot_q5_1_q8_1_ref, vec_dot_q5_1_q8_1_ref},
+                    block_grid_q5_1, encode_fixed_q5_1, 0, 31),
+    with_fixed_grid({FormatId::Q8_0, "q8_0", QK, sizeof(BlockQ8_0), true, FormatId::Q8_0, quantize_row_q8_0,
+                     dequantize_row_q8_0, vec_dot_q8_0_q8_0_ref, vec_dot_q8_0_q8_0_ref},
+                    block_grid_q8_0, encode_fixed_q8_0, -127, 127),
+    // q8_1 is activation-only: no fixed-scale grid.
     {FormatId::Q8_1, "q8_1", QK, sizeof(BlockQ8_1), true, FormatId::Q8_1, quantize_row_q8_1, dequantize_row_q8_1,
      vec_dot_q8_1_q8_1_ref, vec_dot_q8_1_q8_1_ref},
-    {FormatId::IQ4_NL, "iq4_nl", QK, sizeof(BlockIQ4_NL), true, FormatId::Q8_0, quantize_row_iq4_nl,
-     dequantize_row_iq4_nl, vec_dot_iq4_nl_q8_0_ref, vec_dot_iq4_nl_q8_0_ref},
+    with_fixed_grid({FormatId::IQ4_NL, "iq4_nl", QK, sizeof(BlockIQ4_NL), true, FormatId::Q8_0, quantize_row_iq4_nl,
+                     dequantize_row_iq4_nl, vec_dot_iq4_nl_q8_0_ref, vec_dot_iq4_nl_q8_0_ref},
+                    block_grid_iq4_nl, encode_fixed_iq4_nl, 0, 15, kIq4nlGrid),
 };
 }  // namespace
 

@@ -47,6 +47,12 @@ void quantize_row_q3_K(const float* x, void* y, int64_t n, const float* importan
 
 void dequantize_row_q3_K(const void* x, float* y, int64_t n) { kq::dequantize_row(x, y, n, kLayout, unpack); }
 
+void block_grid_q3_K(const void* block, float* step, float* offset) {
+  kq::block_grid(block, step, offset, kLayout, unpack);
+}
+
+void encode_fixed_q3_K(const float* x, void* block) { kq::encode_fixed(x, block, kLayout, unpack, pack); }
+
 float vec_dot_q3_K_q8_K_ref(int64_t n, const void* x, const void* y) {
   return kq::vec_dot_q8_K(n, x, y, kLayout, unpack);
 }

@@ -6,12 +6,14 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "core/log.h"
+#include "io/hf_quant_layouts.h"
 #include "io/safetensors.h"
 #include "core/json_brief.h"
 #include "lowbit/error.h"
@@ -281,6 +283,71 @@ void parse_gpt2(const Fields& f, ModelConfig& c) {
     f.bad("scale_attn_by_inverse_layer_idx", "is not supported", "GPT-2's forward pass does not scale by layer");
 }
 
+// ---------------------------------------------------------------- quantization_config
+
+// The GPTQ / AWQ scheme of a quantized checkpoint: config.json's
+// "quantization_config", else AutoGPTQ's quantize_config.json beside it (older
+// AutoGPTQ folders have only that); nullopt for a plain checkpoint. Other
+// methods (bitsandbytes, hqq, aqlm, ...) are refused.
+std::optional<HfQuantScheme> parse_quant_config(const json& config, const std::string& dir, const std::string& config_path) {
+  const fs::path qc_path = fs::path(dir) / "quantize_config.json";
+  json side;  // quantize_config.json, when present
+  if (fs::is_regular_file(qc_path)) side = read_json_file(qc_path.string());
+  const bool in_config = config.contains("quantization_config") && !config["quantization_config"].is_null();
+  if (!in_config && side.is_null()) return std::nullopt;
+  const json& qc = in_config ? config["quantization_config"] : side;
+  const std::string path = in_config ? config_path : qc_path.string();
+  const std::string prefix = in_config ? "quantization_config." : "";
+  if (!qc.is_object()) Fields(config, config_path).bad("quantization_config", "is not an object");
+  const Fields f(qc, path, prefix);
+  std::string method = f.get_string("quant_method", in_config ? "" : "gptq");
+  std::transform(method.begin(), method.end(), method.begin(), [](unsigned char ch) { return char(std::tolower(ch)); });
+
+  HfQuantScheme s;
+  if (method == "gptq") {
+    s.method = HfQuantMethod::Gptq;
+    s.spec.bits = f.need_int("bits");
+    s.spec.group_size = f.get_int("group_size", -1);  // AutoGPTQ's default
+    s.spec.sym = f.get_bool("sym", true);              // AutoGPTQ's default
+    s.desc_act = f.get_bool("desc_act", false);
+    // checkpoint_format (AutoGPTQ, GPTQModel, transformers), or GPTQModel's "format";
+    // quantization_config may lack it while quantize_config.json has it.
+    std::string format;
+    for (const json* obj : {&qc, static_cast<const json*>(&side)})
+      if (obj->is_object() && format.empty())
+        for (const char* key : {"checkpoint_format", "format"})
+          if (obj->contains(key) && (*obj)[key].is_string() && format.empty()) format = (*obj)[key].get<std::string>();
+    if (f.get_bool("is_marlin_format", false)) format = "marlin";
+    if (format.empty() || format == "gptq") {
+      s.gptq_v2 = false;
+    } else if (format == "gptq_v2") {
+      s.gptq_v2 = true;
+    } else {
+      fail(path, fmt::format("field '{}checkpoint_format' = \"{}\" is not supported", prefix, format),
+           "lowbit reads the gptq (v1) and gptq_v2 layouts; re-save the model in the gptq format");
+    }
+  } else if (method == "awq") {
+    s.method = HfQuantMethod::Awq;
+    s.spec.bits = f.has("bits") ? f.get_int("bits", 4) : f.get_int("w_bit", 4);
+    s.spec.group_size = f.has("group_size") ? f.get_int("group_size", 128) : f.get_int("q_group_size", 128);
+    s.spec.sym = false;
+    std::string version = f.get_string("version", "gemm");
+    std::transform(version.begin(), version.end(), version.begin(), [](unsigned char ch) { return char(std::tolower(ch)); });
+    if (version != "gemm")
+      f.bad("version", "is not supported", "lowbit reads AWQ's gemm layout (AutoAWQ version \"gemm\")");
+    if (!f.get_bool("zero_point", true))
+      f.bad("zero_point", "is not supported", "lowbit reads AWQ checkpoints with zero points (zero_point: true)");
+    if (s.spec.bits != 4) f.bad(f.has("bits") ? "bits" : "w_bit", "is not supported", "AWQ's gemm layout stores 4 bits");
+  } else {
+    f.bad("quant_method", "is not supported",
+          "lowbit loads Hugging Face checkpoints quantized with gptq or awq; load the original (unquantized) model");
+  }
+  if (s.spec.bits != 2 && s.spec.bits != 3 && s.spec.bits != 4 && s.spec.bits != 8)
+    f.bad("bits", "is not supported", "GPTQ checkpoints use 2, 3, 4 or 8 bits");
+  if (s.spec.group_size == 0 || s.spec.group_size < -1) f.bad("group_size", "is not valid", "use -1 or a positive size");
+  return s;
+}
+
 // ---------------------------------------------------------------- tensors
 
 // GPT-2 Conv1D weight [in, out] -> f32 [out, in] owned by the model.
@@ -309,20 +376,42 @@ bool is_ignored(std::string_view name) {
                      [&](std::string_view p) { return match_pattern(p, name).has_value(); });
 }
 
-// Maps every tensor of `src` onto a canonical name in m.weights.
-void map_tensors(const TensorSource& src, const json& config, Model& m) {
+// The tensors of one GPTQ / AWQ module ("model.layers.0.self_attn.q_proj").
+struct QuantModule {
+  const TensorView* qweight = nullptr;
+  const TensorView* qzeros = nullptr;
+  const TensorView* scales = nullptr;
+  const TensorView* g_idx = nullptr;
+};
+
+// "<module>.qweight" etc.: recorded under its module (true), or not a GPTQ / AWQ part (false).
+bool quant_part(std::string_view name, std::map<std::string, QuantModule>& modules, const TensorView& t) {
+  static constexpr std::pair<std::string_view, const TensorView* QuantModule::*> kParts[] = {
+      {".qweight", &QuantModule::qweight},
+      {".qzeros", &QuantModule::qzeros},
+      {".scales", &QuantModule::scales},
+      {".g_idx", &QuantModule::g_idx},
+  };
+  for (const auto& [suffix, slot] : kParts)
+    if (name.ends_with(suffix)) {
+      modules[std::string(name.substr(0, name.size() - suffix.size()))].*slot = &t;
+      return true;
+    }
+  return false;
+}
+
+// Maps every tensor of `src` onto a canonical name in m.weights. With a
+// quantization scheme, GPTQ / AWQ modules are dequantized into f32 buffers in m.owned.
+void map_tensors(const TensorSource& src, const json& config, const HfQuantScheme* qs, Model& m) {
   const ModelConfig& c = m.config;
   const std::string unknown_hint =
-      config.contains("quantization_config")
-          ? "config.json has a quantization_config: quantized Hugging Face checkpoints cannot be loaded as a model"
+      config.contains("quantization_config") && !qs
+          ? "config.json has a quantization_config lowbit does not read"
           : fmt::format("the checkpoint holds weights {} does not use", c.arch_name);
-  for (const TensorView& t : src.tensors()) {
-    std::string_view name = t.name;
-    if (c.arch == Arch::GPT2 && name.starts_with("transformer.")) name.remove_prefix(12);
-    if (is_ignored(name)) continue;
-
+  std::map<std::string, QuantModule> quant_modules;
+  // Finds the rule for an HF name; fails like any unknown tensor.
+  auto find_rule = [&](std::string_view name, const std::string& shown, int& layer) -> const HfNameRule* {
     const HfNameRule* rule = nullptr;
-    int layer = -1;
     for (const HfNameRule& r : hf_name_rules(c.arch)) {
       if (auto l = match_pattern(r.hf, name)) {
         rule = &r;
@@ -331,11 +420,21 @@ void map_tensors(const TensorSource& src, const json& config, Model& m) {
       }
     }
     if (!rule || (rule->qkv_bias && !c.attn_qkv_bias))
-      fail(src.path(), fmt::format("tensor '{}' is not part of {}", t.name, c.arch_name), unknown_hint);
+      fail(src.path(), fmt::format("tensor '{}' is not part of {}", shown, c.arch_name), unknown_hint);
     if (layer >= c.n_layers)
       fail(src.path(),
-           fmt::format("tensor '{}' belongs to layer {}, but config.json has {} layers", t.name, layer, c.n_layers),
+           fmt::format("tensor '{}' belongs to layer {}, but config.json has {} layers", shown, layer, c.n_layers),
            "the checkpoint does not match its config");
+    return rule;
+  };
+  for (const TensorView& t : src.tensors()) {
+    std::string_view name = t.name;
+    if (c.arch == Arch::GPT2 && name.starts_with("transformer.")) name.remove_prefix(12);
+    if (is_ignored(name)) continue;
+    if (qs && quant_part(name, quant_modules, t)) continue;
+
+    int layer = -1;
+    const HfNameRule* rule = find_rule(name, t.name, layer);
     const std::string canonical = expand_pattern(rule->canonical, layer);
     if (canonical == "output.weight" && c.tied_embeddings) {
       // transformers ties lm_head to the embeddings and ignores a stored copy; so do we.
@@ -347,6 +446,34 @@ void map_tensors(const TensorSource& src, const json& config, Model& m) {
     if (!m.weights.emplace(canonical, std::move(v)).second)
       fail(src.path(), fmt::format("tensor '{}' is stored twice (as '{}' and another name)", canonical, t.name),
            "GPT-2 names appear with or without 'transformer.', not both");
+  }
+  for (const auto& [module, parts] : quant_modules) {
+    const std::string weight_name = module + ".weight";
+    if (!parts.qweight || !parts.qzeros || !parts.scales) {
+      const char* missing = !parts.qweight ? "qweight" : !parts.qzeros ? "qzeros" : "scales";
+      fail(src.path(), fmt::format("tensor '{}.{}' is missing", module, missing),
+           "a GPTQ / AWQ module stores qweight, qzeros and scales; the checkpoint is incomplete");
+    }
+    int layer = -1;
+    const HfNameRule* rule = find_rule(weight_name, parts.qweight->name, layer);
+    if (rule->conv1d)
+      fail(src.path(), fmt::format("tensor '{}': quantized GPT-2 checkpoints are not supported", parts.qweight->name),
+           "load the original GPT-2 checkpoint");
+    const std::string canonical = expand_pattern(rule->canonical, layer);
+    if (canonical == "output.weight" && c.tied_embeddings) continue;
+    const IntGroupQuant q = read_hf_quant_linear(*qs, *parts.qweight, *parts.qzeros, *parts.scales,
+                                                 qs->method == HfQuantMethod::Gptq ? parts.g_idx : nullptr, src.path());
+    m.owned.push_back(q.dequantize());  // [n_out, n_in]; moving the vector keeps its buffer
+    TensorView v;
+    v.name = canonical;
+    v.dtype = DType::F32;
+    v.shape = {q.n_out, q.n_in};
+    v.data = m.owned.back().data();
+    v.nbytes = m.owned.back().size() * sizeof(float);
+    if (!m.weights.emplace(canonical, std::move(v)).second)
+      fail(src.path(), fmt::format("tensor '{}' is stored twice (as '{}' and '{}')", canonical, weight_name,
+                                   parts.qweight->name),
+           "a module is either quantized or not");
   }
   if (!c.tied_embeddings && !m.weights.contains("output.weight"))
     fail(src.path(), "tensor 'lm_head.weight' is missing and config.json sets tie_word_embeddings = false",
@@ -421,8 +548,10 @@ void load_hf_model(const std::string& dir, Model& m) {
   m.config = parse_config(config, config_path);
   m.config.validate(config_path);
 
+  const std::optional<HfQuantScheme> quant = parse_quant_config(config, dir, config_path);
   m.sources.push_back(open_safetensors_folder(dir));
-  map_tensors(*m.sources.back(), config, m);
+  map_tensors(*m.sources.back(), config, quant ? &*quant : nullptr, m);
+  if (quant) m.metadata["quantization"] = quant->describe();
   m.validate_weights();
 
   m.metadata["architecture"] = m.config.arch_name;

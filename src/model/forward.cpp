@@ -35,7 +35,7 @@ constexpr int64_t kParallelMinAttention = 1 << 18;   // attention multiply-adds
 
 // ---------------------------------------------------------------- state ----
 
-ForwardState::ForwardState(const Model& m, int n_ctx_, int n_threads_)
+ForwardState::ForwardState(const Model& m, int n_ctx_, int n_threads_, int kv_layers)
     : model(m), c(m.config), n_ctx(n_ctx_), n_threads(n_threads_) {
   if (c.arch == Arch::GPT2 && (c.n_kv_heads != c.n_heads || c.q_dim() != c.dim))
     fail(model.path,
@@ -81,7 +81,8 @@ ForwardState::ForwardState(const Model& m, int n_ctx_, int n_threads_)
     fwd::init_rope(*this);
   }
 
-  const size_t kv = size_t(L) * size_t(n_ctx) * size_t(c.kv_dim());
+  kv_slots = std::max(1, kv_layers > 0 ? std::min(kv_layers, L) : L);
+  const size_t kv = size_t(kv_slots) * size_t(n_ctx) * size_t(c.kv_dim());
   try {
     // Not zero-filled: attention reads only rows already written, and untouched pages cost no RAM.
     k_cache.reset(new float[kv]);
@@ -276,8 +277,9 @@ namespace {
 
 int resolve_threads(int n_threads) { return n_threads > 0 ? n_threads : std::max(1, omp_get_num_procs()); }
 
-// x[n, dim] = token_embd[tokens] (+ position_embd[pos + i] for GPT-2)
-void embed(ForwardState& s, const int32_t* tokens, int n, int pos) {
+}  // namespace
+
+void fwd::embed(ForwardState& s, const int32_t* tokens, int n, int pos) {
   const int dim = s.c.dim;
   float* x = s.x.data();
   for (int i = 0; i < n; ++i) to_f32(*s.tok_embd, int64_t(tokens[i]) * dim, dim, x + int64_t(i) * dim);
@@ -287,6 +289,8 @@ void embed(ForwardState& s, const int32_t* tokens, int n, int pos) {
     fwd::add_inplace(x, s.xb.data(), int64_t(n) * dim, s.n_threads);
   }
 }
+
+namespace {
 
 // logits[rows, n_vocab] for rows [first, first + rows) of the residual stream.
 void head(ForwardState& s, int first, int rows, float* logits) {
@@ -347,7 +351,7 @@ void Runner::forward(std::span<const int32_t> tokens, int pos, bool all_logits, 
     const int m = std::min(kMaxBatch, n - c0);
     const int p = pos + c0;
     s.reserve(m);
-    embed(s, tokens.data() + c0, m, p);
+    fwd::embed(s, tokens.data() + c0, m, p);
     if (c.arch == Arch::Llama) fwd::rope_tables(s, m, p);
     for (int l = 0; l < c.n_layers; ++l) {
       if (c.arch == Arch::GPT2)

@@ -18,18 +18,16 @@ inline float gelu_new(float x) {
 
 }  // namespace
 
-void gpt2_layer(ForwardState& s, int l, int n, int pos) {
+void gpt2_attention(ForwardState& s, int l, int n, int pos) {
   const ModelConfig& c = s.c;
   const ForwardState::Layer& w = s.layers[size_t(l)];
-  const int dim = c.dim, hidden = c.hidden_dim;
+  const int dim = c.dim;
   const int nt = s.n_threads;
   float* x = s.x.data();      // [n, dim]
   float* xb = s.xb.data();    // [n, dim]
   float* qkv = s.q.data();    // [n, 3*dim]: q | k | v per row
   float* att = s.att.data();  // [n, dim]
-  float* hb = s.hb.data();    // [n, hidden]
 
-  // --- attention ---
   layernorm(x, w.attn_norm_w, w.attn_norm_b, n, dim, c.norm_eps, xb, nt);
   linear(s, *w.wqkv, xb, n, qkv);
   add_bias(qkv, w.bqkv, n, 3 * dim);
@@ -43,8 +41,17 @@ void gpt2_layer(ForwardState& s, int l, int n, int pos) {
   linear(s, *w.wo, att, n, xb);
   add_bias(xb, w.bo, n, dim);
   add_inplace(x, xb, int64_t(n) * dim, nt);
+}
 
-  // --- MLP ---
+void gpt2_ffn(ForwardState& s, int l, int n) {
+  const ModelConfig& c = s.c;
+  const ForwardState::Layer& w = s.layers[size_t(l)];
+  const int dim = c.dim, hidden = c.hidden_dim;
+  const int nt = s.n_threads;
+  float* x = s.x.data();      // [n, dim]
+  float* xb = s.xb.data();    // [n, dim]
+  float* hb = s.hb.data();    // [n, hidden]
+
   layernorm(x, w.ffn_norm_w, w.ffn_norm_b, n, dim, c.norm_eps, xb, nt);
   linear(s, *w.w_up, xb, n, hb);
 #pragma omp parallel for num_threads(nt) if (int64_t(n) * hidden >= (1 << 16))
@@ -55,6 +62,11 @@ void gpt2_layer(ForwardState& s, int l, int n, int pos) {
   linear(s, *w.w_down, hb, n, xb);
   add_bias(xb, w.b_down, n, dim);
   add_inplace(x, xb, int64_t(n) * dim, nt);
+}
+
+void gpt2_layer(ForwardState& s, int l, int n, int pos) {
+  gpt2_attention(s, l, n, pos);
+  gpt2_ffn(s, l, n);
 }
 
 }  // namespace lowbit::fwd

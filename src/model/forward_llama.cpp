@@ -87,21 +87,18 @@ void apply_rope(ForwardState& s, float* rows, int64_t stride, int n_heads, int n
 
 }  // namespace
 
-void llama_layer(ForwardState& s, int l, int n, int pos) {
+void llama_attention(ForwardState& s, int l, int n, int pos) {
   const ModelConfig& c = s.c;
   const ForwardState::Layer& w = s.layers[size_t(l)];
-  const int dim = c.dim, q_dim = c.q_dim(), kv_dim = c.kv_dim(), hidden = c.hidden_dim;
+  const int dim = c.dim, q_dim = c.q_dim(), kv_dim = c.kv_dim();
   const int nt = s.n_threads;
   float* x = s.x.data();      // [n, dim]
   float* xb = s.xb.data();    // [n, dim]
   float* q = s.q.data();      // [n, q_dim]
   float* att = s.att.data();  // [n, q_dim]
-  float* hb = s.hb.data();    // [n, hidden]
-  float* hb2 = s.hb2.data();  // [n, hidden]
   float* k = s.k_row(l, pos); // [n, kv_dim], rows pos.. of the cache
   float* v = s.v_row(l, pos); // [n, kv_dim]
 
-  // --- attention ---
   rmsnorm(x, w.attn_norm_w, n, dim, c.norm_eps, xb, nt);
   linear(s, *w.wq, xb, n, q);
   linear(s, *w.wk, xb, n, k);
@@ -114,8 +111,18 @@ void llama_layer(ForwardState& s, int l, int n, int pos) {
   attention(s, l, q, q_dim, n, pos, att);
   linear(s, *w.wo, att, n, xb);  // [n, dim]
   add_inplace(x, xb, int64_t(n) * dim, nt);
+}
 
-  // --- feed-forward (SwiGLU) ---
+void llama_ffn(ForwardState& s, int l, int n) {
+  const ModelConfig& c = s.c;
+  const ForwardState::Layer& w = s.layers[size_t(l)];
+  const int dim = c.dim, hidden = c.hidden_dim;
+  const int nt = s.n_threads;
+  float* x = s.x.data();      // [n, dim]
+  float* xb = s.xb.data();    // [n, dim]
+  float* hb = s.hb.data();    // [n, hidden]
+  float* hb2 = s.hb2.data();  // [n, hidden]
+
   rmsnorm(x, w.ffn_norm_w, n, dim, c.norm_eps, xb, nt);
   linear(s, *w.w_gate, xb, n, hb);
   linear(s, *w.w_up, xb, n, hb2);
@@ -127,6 +134,11 @@ void llama_layer(ForwardState& s, int l, int n, int pos) {
   }
   linear(s, *w.w_down, hb, n, xb);  // [n, dim]
   add_inplace(x, xb, int64_t(n) * dim, nt);
+}
+
+void llama_layer(ForwardState& s, int l, int n, int pos) {
+  llama_attention(s, l, n, pos);
+  llama_ffn(s, l, n);
 }
 
 }  // namespace lowbit::fwd

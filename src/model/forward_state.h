@@ -17,7 +17,9 @@ namespace lowbit {
 // (Runner::State is private to Runner; it derives from this so the layer
 // functions below, which are not Runner members, can take it.)
 struct ForwardState {
-  ForwardState(const Model& model, int n_ctx, int n_threads);
+  // kv_layers: layers the KV cache holds (-1: all; 1: one shared slot, for
+  // layer-by-layer calibration, which runs one layer at a time over a sample).
+  ForwardState(const Model& model, int n_ctx, int n_threads, int kv_layers = -1);
 
   const Model& model;
   const ModelConfig& c;
@@ -59,8 +61,9 @@ struct ForwardState {
   // KV cache, f32 [n_layers][n_ctx][kv_dim]. Rows of consecutive positions are
   // contiguous, so a batch's K/V projections are written straight into it.
   std::unique_ptr<float[]> k_cache, v_cache;
-  float* k_row(int layer, int pos) { return k_cache.get() + (int64_t(layer) * n_ctx + pos) * c.kv_dim(); }
-  float* v_row(int layer, int pos) { return v_cache.get() + (int64_t(layer) * n_ctx + pos) * c.kv_dim(); }
+  int kv_slots = 0;  // layers held; layer l uses slot l % kv_slots
+  float* k_row(int layer, int pos) { return k_cache.get() + (int64_t(layer % kv_slots) * n_ctx + pos) * c.kv_dim(); }
+  float* v_row(int layer, int pos) { return v_cache.get() + (int64_t(layer % kv_slots) * n_ctx + pos) * c.kv_dim(); }
 
   // RoPE (Llama): inverse frequencies [head_dim/2] after rope_scaling, and the
   // cos/sin of the current batch's positions [cap, head_dim/2].
@@ -113,9 +116,16 @@ void attention(ForwardState& s, int layer, const float* q, int64_t q_stride, int
 // Llama family (forward_llama.cpp).
 void init_rope(ForwardState& s);                  // fills inv_freq; throws on unknown rope_scaling
 void rope_tables(ForwardState& s, int n, int pos); // rope_cos/sin for positions [pos, pos+n), once per batch
-void llama_layer(ForwardState& s, int layer, int n, int pos);
+void llama_layer(ForwardState& s, int layer, int n, int pos);      // = attention then ffn
+void llama_attention(ForwardState& s, int layer, int n, int pos);  // x += attention block (needs rope_tables)
+void llama_ffn(ForwardState& s, int layer, int n);                 // x += feed-forward block
 // GPT-2 (forward_gpt2.cpp).
 void gpt2_layer(ForwardState& s, int layer, int n, int pos);
+void gpt2_attention(ForwardState& s, int layer, int n, int pos);
+void gpt2_ffn(ForwardState& s, int layer, int n);
+
+// x[n, dim] = token_embd[tokens] (+ position_embd[pos + i] for GPT-2)  (forward.cpp)
+void embed(ForwardState& s, const int32_t* tokens, int n, int pos);
 
 }  // namespace fwd
 }  // namespace lowbit

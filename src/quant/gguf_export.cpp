@@ -1,6 +1,7 @@
 #include "quant/gguf_export.h"
 
 #include <algorithm>
+#include <cstring>
 #include <cctype>
 #include <filesystem>
 #include <vector>
@@ -127,6 +128,7 @@ void export_gguf(const Model& m, const QuantPlan& plan, const std::string& out_p
   w.set("lowbit.seed", uint64_t(o.seed));
   w.set("lowbit.kquant_effort", kquant_effort() == KQuantEffort::Best ? "best" : "fast");
   if (o.imatrix) write_imatrix_keys(w, *o.imatrix, o.imatrix_path);
+  for (const auto& [k, v] : o.extra_metadata) w.set(k, v);
 
   const int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
   for (const TensorPlan& tp : plan.tensors) {
@@ -139,6 +141,9 @@ void export_gguf(const Model& m, const QuantPlan& plan, const std::string& out_p
       continue;
     }
     const FormatTraits& f = format_traits(tp.type);
+    const std::vector<uint8_t>* pre = nullptr;
+    if (o.prequantized)
+      if (auto it = o.prequantized->find(tp.name); it != o.prequantized->end()) pre = &it->second;
     int head_dim = 0;
     if (unpermute && (tp.name.ends_with("attn_q.weight") || tp.name.ends_with("attn_q.bias") ||
                       tp.name.ends_with("attn_k.weight") || tp.name.ends_with("attn_k.bias")))
@@ -149,9 +154,16 @@ void export_gguf(const Model& m, const QuantPlan& plan, const std::string& out_p
     // [cols] per-column importance, or empty; shared by every row (q/k row permutation leaves columns alone).
     std::vector<float> importance;
     if (o.imatrix && f.quantized && !is_bias) importance = tensor_importance(*o.imatrix, tp, cols);
-    GgufWriter::TensorFill fill = [&, head_dim, rows, cols, rb, is_bias, importance = std::move(importance)](std::span<uint8_t> out) {
+    GgufWriter::TensorFill fill = [&, pre, head_dim, rows, cols, rb, is_bias, importance = std::move(importance)](std::span<uint8_t> out) {
       const float* imp = importance.empty() ? nullptr : importance.data();
       LOWBIT_ASSERT(out.size() == rb * size_t(rows));
+      if (pre) {  // quantized by a method: copy its rows (permuted for q/k)
+        if (pre->size() != out.size())
+          fail(tp.name, fmt::format("method output has {} bytes, the plan {}", pre->size(), out.size()));
+        for (int64_t r = 0; r < rows; ++r)
+          std::memcpy(out.data() + size_t(r) * rb, pre->data() + size_t(head_dim ? unpermute_row(r, head_dim) : r) * rb, rb);
+        return;
+      }
       if (is_bias) {  // one row; a q/k bias is permuted element-wise
         std::vector<float> x(static_cast<size_t>(cols)), y(static_cast<size_t>(cols));
         to_f32(src, 0, cols, x.data());

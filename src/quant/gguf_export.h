@@ -22,7 +22,9 @@
 // A Hugging Face llama stores q/k rows permuted for NeoX-style RoPE; GGUF
 // `llama` expects the interleaved order, so those rows are permuted back.
 #pragma once
+#include <map>
 #include <string>
+#include <vector>
 
 #include "model/model.h"
 #include "quant/recipe.h"
@@ -37,6 +39,11 @@ struct ExportOptions {
   uint64_t seed = 0;         // recorded as lowbit.seed (RTN uses no randomness)
   const ImatrixData* imatrix = nullptr;  // importance matrix (not owned; nullptr = none)
   std::string imatrix_path;              // its file, recorded as quantize.imatrix.file
+  // Tensors a method already quantized (GPTQ / AWQ toward the plan's format):
+  // canonical name -> rows of blocks in the model's row order, written as they
+  // are (q/k rows permuted like any other). Not owned; nullptr = none.
+  const std::map<std::string, std::vector<uint8_t>>* prequantized = nullptr;
+  std::map<std::string, std::string> extra_metadata;  // more lowbit.* keys (method, calibration)
 };
 
 // Throws lowbit::Error (and leaves no file at `out_path`) on failure.

@@ -1,0 +1,60 @@
+#include "methods/input_stats.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace lowbit {
+
+HessianAccumulator::HessianAccumulator(int64_t n_in, bool hessian)
+    : n_in_(n_in), with_hessian_(hessian), sum_abs_(size_t(n_in)), sum_sq_(size_t(n_in)), max_abs_(size_t(n_in)) {
+  if (with_hessian_) {
+    xtx_.assign(size_t(n_in * n_in), 0.0);
+    scratch_.resize(size_t(n_in * n_in));
+  }
+}
+
+void HessianAccumulator::add(const float* X, int64_t n_tok) {
+  const int64_t n = n_in_;
+  for (int64_t t = 0; t < n_tok; ++t) {
+    const float* x = X + t * n;
+    for (int64_t i = 0; i < n; ++i) {
+      const float a = std::fabs(x[i]);
+      sum_abs_[size_t(i)] += a;
+      sum_sq_[size_t(i)] += double(x[i]) * x[i];
+      max_abs_[size_t(i)] = std::max(max_abs_[size_t(i)], a);
+    }
+  }
+  n_tokens_ += n_tok;
+  if (!with_hessian_) return;
+  // scratch (upper) = X^T X
+  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, int(n), int(n_tok), 1.0f, X, int(n), 0.0f, scratch_.data(), int(n));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = i; j < n; ++j) xtx_[size_t(i * n + j)] += scratch_[size_t(i * n + j)];
+}
+
+std::vector<double> HessianAccumulator::hessian() const {
+  const int64_t n = n_in_;
+  std::vector<double> H(size_t(n * n));
+  const double f = n_tokens_ ? 2.0 / double(n_tokens_) : 0.0;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = i; j < n; ++j) H[size_t(i * n + j)] = H[size_t(j * n + i)] = f * xtx_[size_t(i * n + j)];
+  return H;
+}
+
+std::vector<float> HessianAccumulator::mean_abs() const {
+  std::vector<float> v(static_cast<size_t>(n_in_));
+  for (int64_t i = 0; i < n_in_; ++i) v[size_t(i)] = n_tokens_ ? float(sum_abs_[size_t(i)] / double(n_tokens_)) : 0.0f;
+  return v;
+}
+
+std::vector<float> HessianAccumulator::max_abs() const { return max_abs_; }
+
+std::vector<float> HessianAccumulator::mean_sq() const {
+  std::vector<float> v(static_cast<size_t>(n_in_));
+  for (int64_t i = 0; i < n_in_; ++i) v[size_t(i)] = n_tokens_ ? float(sum_sq_[size_t(i)] / double(n_tokens_)) : 0.0f;
+  return v;
+}
+
+}  // namespace lowbit
