@@ -210,3 +210,41 @@ TEST(Calibrated, GgufIsIdenticalAtOneAndTwoThreads) {
   }
   EXPECT_EQ(read_text_file(outs[0]), read_text_file(outs[1]));
 }
+
+// HF folders through the CLI: GPTQ (act-order) and AWQ layouts written, loaded
+// back and evaluated; the folder's perplexity equals the in-memory one
+// reported by --ppl up to the f16 storage of the unquantized tensors.
+TEST(Calibrated, CliWritesHfFoldersThatLoad) {
+  const std::string hf = S("models/stories260K-hf"), tok = S("models/stories260K/tok512.bin");
+  const std::string text = S("text/tinystories_val.txt");
+  for (const char* method : {"gptq", "awq"}) {
+    const std::string out = tmp(std::string("hf-") + method);
+    auto q = lowbit::test::run_cli(fmt::format(
+        "quantize {} --tokenizer {} --method {} --bits 4 --group-size 32 {} --calib {} --nsamples 8 --seqlen 64 -o {} "
+        "--ppl {} --ppl-chunks 20", hf, tok, method, std::string(method) == "gptq" ? "--act-order" : "", S(kC4), out, text));
+    ASSERT_EQ(q.code, 0) << q.out;
+    EXPECT_NE(q.out.find("left unquantized"), std::string::npos) << "172-wide FFN cannot pack 4-bit words: " << q.out;
+    ASSERT_TRUE(fs::exists(out + "/config.json"));
+    EXPECT_EQ(fs::exists(out + "/quantize_config.json"), std::string(method) == "gptq");
+    auto p = lowbit::test::run_cli(fmt::format("ppl {} --tokenizer {} -f {} -c 128 --chunks 20", out, tok, text));
+    ASSERT_EQ(p.code, 0) << p.out;
+    auto ppl_of = [](const std::string& s, const std::string& key) {
+      const size_t at = s.rfind(key);
+      return at == std::string::npos ? -1.0 : std::stod(s.substr(at + key.size()));
+    };
+    const double in_memory = ppl_of(q.out, "ppl       "), loaded = ppl_of(p.out, "PPL = ");
+    EXPECT_GT(in_memory, 1.0);
+    EXPECT_NEAR(loaded, in_memory, 0.01 * in_memory) << method;
+  }
+}
+
+TEST(Calibrated, CliErrorsAreClear) {
+  const std::string model = S(kModel);
+  auto r = lowbit::test::run_cli(fmt::format("quantize {} --type q8_0 --method gptq -o {}", model, tmp("x.gguf")));
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("--calib"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(tmp("x.gguf")));
+  r = lowbit::test::run_cli(fmt::format("quantize {} --method awq --bits 3 --calib {} -o {}", model, S(kC4), tmp("awq3")));
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("4-bit"), std::string::npos) << r.out;
+}

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "lowbit/error.h"
 #include "methods/layer_pipeline.h"
+#include "model/matmul.h"
 
 namespace lowbit {
 
@@ -152,6 +153,9 @@ void clip_linear(std::vector<float>& W, int64_t n_out, int64_t n_in, const std::
 
 std::vector<float> awq_layer(LayerPipeline& p, int l, const AwqOptions& o, const TargetOf& target,
                              std::vector<AwqGroupReport>& reports) {
+  // The loss products below use single-threaded BLAS: OpenBLAS's threading
+  // partitions by thread count, which could flip a near-tie between candidates.
+  ScopedBlasThreads single_blas(1);
   const Model& m = p.model();
   const ModelConfig& c = m.config;
   if (c.arch != Arch::Llama)

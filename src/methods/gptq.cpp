@@ -4,25 +4,26 @@
 // Numerics and layout:
 //  - H is handled in double: dead-column fix, act-order permutation, damping,
 //    and the upper factor U of H^-1 = U^T U. U is computed without forming
-//    H^-1: with J the exchange matrix, J H J = L L^T (dpotrf) gives
-//    H = V V^T for the upper V = J L J, so U = V^-1 = J L^-1 J. Both steps are
-//    blocked and run as fixed tiles of single-threaded BLAS calls in
-//    parallel (bit-identical at any thread count).
-//    That is the same factor as AutoGPTQ's cholesky -> cholesky_inverse ->
-//    cholesky(upper) at half the cost (2/3 n^3 instead of 4/3 n^3) and
-//    without the explicit inverse.
+//    H^-1: with J the exchange matrix, J H J = L L^T (Cholesky) gives
+//    H = V V^T for the upper V = J L J, so U = V^-1 = J L^-1 J. That is the
+//    same factor as AutoGPTQ's cholesky -> cholesky_inverse -> cholesky(upper)
+//    at half the cost (n^3/3 multiply-adds instead of 2n^3/3) and without the
+//    explicit inverse. Both steps are blocked (tiles of 256).
 //  - The sweep keeps W and U in float32, as AutoGPTQ does (the work is
-//    dominated by the rank-`block` updates, which run as cblas_sgemm).
-//  - W stays row-major [n_out, n_in]: inside a lazy batch every row is
-//    independent (its scale, its error, its updates), so rows are processed
-//    in parallel, each row sweeping the whole batch on its contiguous
-//    segment W[o, i1:i2] (the update of later columns is an axpy along the
-//    row, vectorisable, and the segment stays in L1). After the batch,
-//    W[:, i2:] -= Err[:, batch] * U[batch, i2:] is one sgemm.
+//    dominated by the rank-`block` updates, which run as sgemm).
+//  - W stays row-major [n_out, n_in]. Once U is known every row is
+//    independent (its scales, its errors, its updates), so fixed chunks of
+//    128 rows run the whole algorithm on their own: per lazy batch, each row
+//    sweeps the batch on its contiguous segment W[o, i1:i2] (the update of
+//    later columns is an axpy along the row, vectorisable, in L1), then
+//    W[chunk, i2:] -= Err[chunk, batch] * U[batch, i2:] is one sgemm.
+//  - Losses: GPTQ's from its own scaled errors (sum err^2 = tr(E H' E^T) for
+//    the damped H'), corrected to the undamped H; RTN's by the explicit
+//    product, tiled.
 //  - Determinism: OpenBLAS's threaded sgemm / dpotrf / dtrtri do NOT give the
 //    same bits at 1 and 2 threads (checked on 0.3.21), so OpenBLAS always runs
-//    single-threaded here, and the parallelism is ours: fixed chunks of rows
-//    for the sweep, fixed tiles for the factorisation and the RTN loss, each a
+//    single-threaded here, and the parallelism is ours: fixed row chunks for
+//    the sweep, fixed tiles for the factorisation and the RTN loss, each a
 //    single-threaded BLAS call, reduced in a fixed order. The same bits at any
 //    thread count (tested).
 #include "methods/gptq.h"

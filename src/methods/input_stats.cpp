@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "model/matmul.h"
+
 namespace lowbit {
 
 HessianAccumulator::HessianAccumulator(int64_t n_in, bool hessian)
@@ -28,10 +30,21 @@ void HessianAccumulator::add(const float* X, int64_t n_tok) {
   }
   n_tokens_ += n_tok;
   if (!with_hessian_) return;
-  // scratch (upper) = X^T X
-  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, int(n), int(n_tok), 1.0f, X, int(n), 0.0f, scratch_.data(), int(n));
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = i; j < n; ++j) xtx_[size_t(i * n + j)] += scratch_[size_t(i * n + j)];
+  // Upper triangle of X^T X by row blocks: block b = X[:, i0:i1]^T X[:, i0:n], one
+  // single-threaded sgemm per block, blocks spread over OpenMP threads. Each
+  // value is computed by one fixed BLAS call, so H is identical at any thread
+  // count (OpenBLAS's own threading partitions by thread count).
+  constexpr int64_t kBlock = 128;
+  const int64_t n_blocks = (n + kBlock - 1) / kBlock;
+  ScopedBlasThreads single(1);
+#pragma omp parallel for schedule(dynamic, 1) if (n_blocks > 1 && n * n * n_tok >= (int64_t(1) << 22))
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const int64_t i0 = b * kBlock, rows = std::min(kBlock, n - i0);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(rows), int(n - i0), int(n_tok), 1.0f, X + i0, int(n),
+                X + i0, int(n), 0.0f, scratch_.data() + i0 * n + i0, int(n));
+    for (int64_t i = i0; i < i0 + rows; ++i)
+      for (int64_t j = i; j < n; ++j) xtx_[size_t(i * n + j)] += scratch_[size_t(i * n + j)];
+  }
 }
 
 std::vector<double> HessianAccumulator::hessian() const {

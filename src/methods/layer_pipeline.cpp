@@ -8,6 +8,7 @@
 
 #include "lowbit/error.h"
 #include "model/forward_state.h"
+#include "model/matmul.h"
 
 namespace lowbit {
 
@@ -17,6 +18,7 @@ struct LayerPipeline::Impl {
     if (m.config.arch == Arch::Llama) fwd::rope_tables(st, seqlen, 0);  // every sample sits at positions 0..seqlen-1
     for (const auto& [name, view] : m.weights) st.weight_names.emplace(&view, name);
   }
+  ScopedFixedTileMatmul fixed_tiles;  // statistics identical at any thread count
   ForwardState st;
 };
 

@@ -37,6 +37,8 @@
 // OpenBLAS's thread count is set for each call and restored after.
 
 #include <cblas.h>
+
+#include <atomic>
 #include <immintrin.h>
 #include <omp.h>
 
@@ -55,6 +57,8 @@ namespace lowbit {
 namespace {
 
 constexpr int64_t kBlasThreadedMinMacs = int64_t(1) << 31;  // from here on: one threaded sgemm
+std::atomic<int> g_fixed_tiles{0};  // ScopedFixedTileMatmul instances alive
+bool threaded_blas_allowed() { return g_fixed_tiles.load(std::memory_order_relaxed) == 0; }
 constexpr int64_t kRowTile = 64;                // weight rows per task in the tiled regime
 constexpr int kHalfRowDotMaxTokens = 16;        // f16/bf16 tiled: below this, row-by-row dots
 constexpr int64_t kHalfPanelFloats = 8 << 20;   // f16/bf16 threaded: panel of 32 MiB of f32
@@ -118,7 +122,7 @@ inline void blas_matmul(const float* X, int n_tok, int64_t n_in, const float* W,
 
 void matmul_f32(const float* W, int64_t n_out, int64_t n_in, const float* X, int n_tok, float* Y, int nt) {
   const int64_t macs = n_out * n_in * n_tok;
-  if (macs >= kBlasThreadedMinMacs && nt > 1) {
+  if (macs >= kBlasThreadedMinMacs && nt > 1 && threaded_blas_allowed()) {
     BlasThreads threads(nt);
     blas_matmul(X, n_tok, n_in, W, n_out, Y, n_out);
     return;
@@ -139,7 +143,7 @@ void matmul_converted(const void* vW, size_t row_stride, int64_t n_out, int64_t 
                       const float* X, int n_tok, float* Y, int nt) {
   const auto* W = static_cast<const uint8_t*>(vW);
   const int64_t macs = n_out * n_in * n_tok;
-  if (macs >= kBlasThreadedMinMacs && nt > 1) {
+  if (macs >= kBlasThreadedMinMacs && nt > 1 && threaded_blas_allowed()) {
     // Panels of rows converted by all threads into one f32 buffer [panel_rows, n_in]
     // of the calling thread, then one threaded sgemm per panel.
     const int64_t panel_rows = std::clamp<int64_t>(kHalfPanelFloats / n_in, kRowTile, n_out);
@@ -174,6 +178,9 @@ void matmul_converted(const void* vW, size_t row_stride, int64_t n_out, int64_t 
     }
   }
 }
+
+ScopedFixedTileMatmul::ScopedFixedTileMatmul() { g_fixed_tiles.fetch_add(1); }
+ScopedFixedTileMatmul::~ScopedFixedTileMatmul() { g_fixed_tiles.fetch_sub(1); }
 
 ScopedBlasThreads::ScopedBlasThreads(int n) : prev_(openblas_get_num_threads()), changed_(prev_ != n) {
   if (changed_) openblas_set_num_threads(n);

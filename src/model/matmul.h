@@ -31,6 +31,18 @@ void matmul_converted(const void* W, size_t row_stride, int64_t n_out, int64_t n
 inline constexpr int kQuantSgemmMinTokens = 16;
 void matmul_quant(const TensorView& W, const float* X, int n_tok, float* Y, int n_threads);
 
+// While alive, every matmul uses fixed tiles (never one threaded sgemm), so
+// results are bit-identical at any thread count in every regime, at some cost
+// in prompt-sized products. Calibration (methods/layer_pipeline.h) holds one,
+// since its statistics decide quantized bytes. Process-wide; nests.
+class ScopedFixedTileMatmul {
+ public:
+  ScopedFixedTileMatmul();
+  ~ScopedFixedTileMatmul();
+  ScopedFixedTileMatmul(const ScopedFixedTileMatmul&) = delete;
+  ScopedFixedTileMatmul& operator=(const ScopedFixedTileMatmul&) = delete;
+};
+
 // Sets OpenBLAS's thread count while alive and restores the previous one after.
 // Use ScopedBlasThreads(1) around OpenMP regions that call BLAS: OpenBLAS's
 // pthread pool must not be used from inside another pool's threads.

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "commands.h"
+#include "common.h"
 #include "core/read_file.h"
 #include "eval/perplexity.h"
 #include "eval/imatrix.h"
@@ -23,12 +24,15 @@ namespace lowbit::cli {
 void register_quantize(CLI::App& app) {
   auto* cmd = app.add_subcommand("quantize",
                                  "quantize a model: a GGUF file llama.cpp runs, or a Hugging Face GPTQ/AWQ folder");
-  static std::string model_path, out_path, tokenizer;
+  static std::string model_path, out_path, tokenizer_path;
   static RecipeOptions ro;
   static ExportOptions eo;
   static MethodOptions mo;
   static bool dry_run = false;
   cmd->add_option("model", model_path, "model to quantize (GGUF, HF folder, llama2.c .bin)")->required();
+  cmd->add_option("--tokenizer", tokenizer_path,
+                  "tokenizer for calibration / --ppl when the model has none beside it (tokenizer.model, tokenizer.json, "
+                  "llama2.c tokenizer .bin)");
   cmd->add_option("-o,--output", out_path, "output: FILE.gguf, or a folder for the HF GPTQ/AWQ layout");
   cmd->add_option("--type", ro.type, "GGUF mix or format: " + recipe_type_names());
   cmd->add_option("--tensor-type", ro.tensor_types, "REGEX=TYPE: format for tensors whose name matches (repeatable)");
@@ -90,7 +94,9 @@ void register_quantize(CLI::App& app) {
       fmt::print("ppl       {:.4f} +/- {:.4f}  ({}, ctx {}, {} chunks, {} scored, protocol llama.cpp)\n", r.ppl, r.ppl_stderr,
                  ppl_text, ppl_ctx, r.n_chunks, r.n_scored);
     };
-    auto model = load_model(model_path);
+    LoadOptions lo;
+    lo.tokenizer_path = tokenizer_path;
+    auto model = load_model(model_path, lo);
     if (!gguf) {
       if (!ro.type.empty()) fail("quantize", "--type applies to GGUF output", "name the output FILE.gguf, or drop --type for an HF folder");
       fmt::print("method    {} -> {} ({} layout, {})\n", mo.method, out_path, mo.method == "awq" ? "AWQ" : "GPTQ",
