@@ -12,6 +12,8 @@
 // library computes dequantize_row (x86-64-v2, legacy formats with contraction off).
 #include <gtest/gtest.h>
 
+#include "test_random.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -37,20 +39,7 @@ const std::set<std::string> kWithGrid = {"q4_0", "q4_1", "q5_0", "q5_1", "q8_0",
 
 constexpr int64_t kN = 1024;  // values per row: 32 legacy blocks or 4 super-blocks
 
-struct SplitMix64 {
-  uint64_t s;
-  uint64_t next() {
-    uint64_t z = (s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  double uniform() { return double(next() >> 11) * 0x1.0p-53; }  // [0, 1)
-  double gauss() {
-    double u1 = uniform(), u2 = uniform();
-    return std::sqrt(-2.0 * std::log(1.0 - u1)) * std::cos(6.283185307179586 * u2);
-  }
-};
+using lowbit::test::SplitMix64;
 
 struct Row {
   std::string name;

@@ -5,6 +5,8 @@
 // retry, errors, thread-count independence, and ggml-format targets.
 #include <gtest/gtest.h>
 
+#include "test_random.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -21,20 +23,7 @@ using namespace lowbit;
 
 namespace {
 
-struct SplitMix64 {
-  uint64_t s;
-  uint64_t next() {
-    uint64_t z = (s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  double uniform() { return double(next() >> 11) * 0x1.0p-53; }
-  double gauss() {
-    double u1 = uniform(), u2 = uniform();
-    return std::sqrt(-2.0 * std::log(1.0 - u1)) * std::cos(6.283185307179586 * u2);
-  }
-};
+using lowbit::test::SplitMix64;
 
 struct Problem {
   int64_t n_out, n_in;

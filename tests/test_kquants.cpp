@@ -14,6 +14,8 @@
 // Relative RMSE = sqrt(sum w (x - x̂)^2 / sum w x^2), w = 1 or the importance of x's column.
 #include <gtest/gtest.h>
 
+#include "test_random.h"
+
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -30,20 +32,7 @@ using namespace lowbit;
 namespace {
 
 // ---- the synthetic data (same code as the golden helper) -------------------
-struct SplitMix64 {
-  uint64_t s;
-  uint64_t next() {
-    uint64_t z = (s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  double uniform() { return double(next() >> 11) * 0x1.0p-53; }  // [0, 1)
-  double gauss() {                                                // Box-Muller, cosine branch only
-    double u1 = uniform(), u2 = uniform();
-    return std::sqrt(-2.0 * std::log(1.0 - u1)) * std::cos(6.283185307179586 * u2);
-  }
-};
+using lowbit::test::SplitMix64;
 
 constexpr int kRows = 16, kCols = 1024;
 

@@ -284,7 +284,7 @@ std::vector<int32_t> read_i32(const std::string& file, const TensorView& t) {
   std::vector<int32_t> v(size_t(t.numel()));
   if (t.dtype == DType::I32) {
     LOWBIT_ASSERT(t.nbytes >= v.size() * 4);
-    std::memcpy(v.data(), t.data, v.size() * 4);
+    if (!v.empty()) std::memcpy(v.data(), t.data, v.size() * 4);
   } else if (t.dtype == DType::I64) {
     for (size_t k = 0; k < v.size(); ++k) {
       int64_t x;

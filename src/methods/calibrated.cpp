@@ -36,7 +36,9 @@ struct Run {
     p.set_weight(name, std::move(q.dequantized));
     log(LogLevel::Debug, fmt::format("{} [{} x {}] {}: loss rtn {:.4g} -> {} {:.4g} ({:.2f} s)", name, rep.n_out, rep.n_in,
                                      rep.target, rep.loss_rtn, o.method, rep.loss_method, rep.seconds));
-    progress.update(++done, fmt::format("{} [{}x{}] {} loss {:.3g} -> {:.3g}, {:.2f} s, peak {:.0f} MiB", name, rep.n_out,
+    const int layer = std::stoi(name.substr(4));  // "blk.N...."
+    progress.update(++done, fmt::format("layer {}/{} {} [{}x{}] {} loss {:.3g} -> {:.3g}, {:.2f} s, peak {:.0f} MiB",
+                                        layer + 1, p.n_layers(), name.substr(name.find('.', 4) + 1), rep.n_out,
                                         rep.n_in, rep.target, rep.loss_rtn, rep.loss_method, rep.seconds,
                                         double(peak_rss_bytes()) / (1 << 20)));
     r.linears.push_back(std::move(rep));

@@ -11,6 +11,7 @@
 namespace lowbit {
 
 void IntGroupSpec::validate(int64_t n_in, const std::string& what) const {
+  if (n_in <= 0) fail(what, fmt::format("{} input columns", n_in), "a quantized linear needs at least one input");
   if (bits != 2 && bits != 3 && bits != 4 && bits != 8)
     fail(what, fmt::format("{} bits is not supported", bits), "use --bits 2, 3, 4 or 8");
   if (group_size != -1 && group_size <= 0)

@@ -294,7 +294,7 @@ namespace {
 
 // logits[rows, n_vocab] for rows [first, first + rows) of the residual stream.
 void head(ForwardState& s, int first, int rows, float* logits) {
-  const int dim = s.c.dim, nt = s.n_threads;
+  const int dim = s.c.dim;
   const float* x = s.x.data() + int64_t(first) * dim;
   float* xb = s.xb.data();  // [rows, dim]
   if (s.c.arch == Arch::GPT2)

@@ -6,6 +6,7 @@ namespace lowbit::cli {
 void register_inspect(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_ppl(CLI::App& app);
+void register_kld(CLI::App& app);
 void register_estimate(CLI::App& app);
 void register_quantize(CLI::App& app);
 void register_imatrix(CLI::App& app);
