@@ -13,6 +13,8 @@ int main(int argc, char** argv) {
   lowbit::cli::register_generate(app);
   lowbit::cli::register_ppl(app);
   lowbit::cli::register_kld(app);
+  lowbit::cli::register_compare(app);
+  lowbit::cli::register_quant_stats(app);
   lowbit::cli::register_estimate(app);
   lowbit::cli::register_quantize(app);
   lowbit::cli::register_imatrix(app);

@@ -1,0 +1,88 @@
+// `lowbit compare`: quantize one model with every candidate of a list,
+// evaluate each against the base model, and write a report (eval/report.h).
+//
+// Candidate syntax (comma-separated list, names are case-sensitive as below):
+//   base                 the model itself (always measured; listing it is a no-op)
+//   TYPE                 a GGUF recipe (quant/recipe.h), written to DIR/cand/<name>.gguf
+//                        and loaded back: a llama.cpp mix (Q4_K_M, Q3_K_S, Q8_0, ...;
+//                        lower case accepted: q4_K_M) or one format of the traits table
+//                        in ggml's spelling (q8_0, q4_0, q6_K, iq4_nl, f16, ...: every
+//                        quantizable matrix in that format). A name that is both a
+//                        format and a mix (q8_0 / Q8_0, q6_K / Q6_K) is the pure format
+//                        in ggml's lower-case spelling and the mix in upper case.
+//   <method><bits>g<group>[sym]
+//                        integer groups by a method (quant/method_quantize.h), in
+//                        memory on a fresh copy of the model: method rtn | gptq | awq,
+//                        bits 2 | 3 | 4 | 8, group a column count or -1 (= "row": one
+//                        group per row), "sym" for symmetric groups. rtn4g64,
+//                        gptq3g-1 (= gptq3row), awq4g128, rtn4g128sym. gptq and awq
+//                        need calibration text (CompareOptions::calib).
+// Names must be unique and made of [A-Za-z0-9_.-] (they name files).
+//
+// Bits per weight of a method candidate: every quantized linear [n_out, n_in]
+// costs n_out * n_in * (bits + (16 + bits) / g) bits (g = group columns: an f16
+// scale and a bits-wide zero per group), every other tensor (embeddings, norms,
+// the head, linears the groups could not divide) its stored size in the model;
+// bpw = total bits / total weights.
+//
+// Per candidate: quantize (timed, wall), evaluate with kld_from_saved against
+// the base's top-k logits (DIR/base.lbkld, computed once per run), measure tgN
+// tokens/s for GGUF candidates (method candidates run dequantized f32: n/a),
+// then write the row to DIR/cand/<name>.json with the setup it was measured
+// with. A rerun reuses every row whose file holds the same setup key
+// (CompareSetup::key: model path, text sha256, ctx, chunks, protocol, top-k,
+// lowbit version; plus calib, nsamples, seqlen for gptq / awq candidates and
+// tg for the others) and the same candidate; the report marks it "reused".
+// The progress bar's ETA covers the candidates left to compute. A row file
+// that does not parse is an error naming it.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "eval/report.h"
+#include "methods/int_groups.h"
+
+namespace lowbit {
+
+struct Candidate {
+  enum class Kind { Base, Gguf, Method };
+  std::string name;    // as written
+  Kind kind = Kind::Gguf;
+  std::string type;    // Gguf: recipe type passed to make_plan ("Q4_K_M", "q8_0")
+  std::string method;  // Method: rtn | gptq | awq
+  IntGroupSpec spec;   // Method
+  bool needs_calib() const { return kind == Kind::Method && method != "rtn"; }
+  std::string detail() const;  // "Q4_K_M mix", "q8_0 pure", "rtn int4 g64 asym"
+};
+
+// Throws lowbit::Error naming the candidate, with the syntax as hint.
+Candidate parse_candidate(const std::string& s);
+// Splits on commas; throws on an empty list, an empty item or a duplicate name.
+std::vector<Candidate> parse_candidates(const std::string& list);
+
+struct CompareOptions {
+  std::string model;       // MODEL path
+  std::string tokenizer;   // "" = the model's
+  std::string text;        // evaluation text file
+  std::string out_dir;     // DIR (created)
+  int n_ctx = 512;
+  int chunks = -1;         // < 0: all windows
+  std::string protocol = "llama.cpp";
+  int top_k = 32;
+  int threads = 0;         // <= 0: all cores
+  std::string calib;       // required when a candidate needs calibration
+  int nsamples = 128, seqlen = 512;
+  int tg = 32;             // tokens per tg test; 0: skip speed
+};
+
+struct CompareResult {
+  CompareSetup setup;
+  std::vector<CompareRow> rows;  // base first, then candidates in list order
+  int n_reused = 0;
+};
+
+// Runs the sweep and writes DIR/report.{md,json}, DIR/pareto.svg. Throws
+// lowbit::Error before any work for a gptq/awq candidate without calibration text.
+CompareResult run_compare(const std::vector<Candidate>& candidates, const CompareOptions& opts);
+
+}  // namespace lowbit
