@@ -11,7 +11,12 @@ namespace lowbit {
 // Plain element types of safetensors / GGUF / llama2.c files, plus QUANT: a
 // block-quantized tensor whose layout is TensorView::format, a row of the
 // formats traits table (src/formats/format.h).
-enum class DType : uint8_t { F32, F16, BF16, F64, I8, I16, I32, I64, U8, BOOL, QUANT };
+// QLINEAR: a linear weight held by a method-specific layout (model/qlinear.h:
+// per-row int8 with outlier columns, bitsandbytes NF4 blocks, HQQ groups,
+// k-means codebooks); TensorView::qlinear runs and dequantizes it.
+enum class DType : uint8_t { F32, F16, BF16, F64, I8, I16, I32, I64, U8, BOOL, QUANT, QLINEAR };
+
+class QLinear;  // model/qlinear.h
 
 // Format ids equal ggml's type ids; defined in src/formats/format.h.
 enum class FormatId : uint32_t;
@@ -29,6 +34,7 @@ struct TensorView {
   const void* data = nullptr;
   size_t nbytes = 0;
   FormatId format{};  // block layout when dtype == QUANT (rows are cut into blocks along the last dim)
+  const QLinear* qlinear = nullptr;  // dtype == QLINEAR: the layer (owned by the Model); data is unused
 
   int64_t numel() const {
     int64_t n = 1;
@@ -42,7 +48,8 @@ struct TensorView {
 };
 
 // Converts `n` elements starting at element `offset` of a view to f32. For a
-// QUANT view, offset and n must be whole blocks (whole rows always are).
+// QUANT view, offset and n must be whole blocks (whole rows always are); for a
+// QLINEAR view, whole rows.
 void to_f32(const TensorView& t, int64_t offset, int64_t n, float* out);
 
 }  // namespace lowbit

@@ -7,6 +7,7 @@
 #include "core/half.h"
 #include "formats/format.h"
 #include "lowbit/error.h"
+#include "model/qlinear.h"
 
 namespace lowbit {
 
@@ -16,7 +17,7 @@ size_t dtype_size(DType t) {
     case DType::F32: case DType::I32: return 4;
     case DType::F16: case DType::BF16: case DType::I16: return 2;
     case DType::I8: case DType::U8: case DType::BOOL: return 1;
-    case DType::QUANT: return 0;
+    case DType::QUANT: case DType::QLINEAR: return 0;
   }
   return 0;
 }
@@ -34,6 +35,7 @@ std::string_view dtype_name(DType t) {
     case DType::U8: return "u8";
     case DType::BOOL: return "bool";
     case DType::QUANT: return "quant";
+    case DType::QLINEAR: return "qlinear";
   }
   return "?";
 }
@@ -46,6 +48,7 @@ std::string TensorView::shape_str() const {
 
 std::string TensorView::type_name() const {
   if (dtype == DType::QUANT) return format_traits(format).name;
+  if (dtype == DType::QLINEAR && qlinear) return qlinear->type_name();
   return std::string(dtype_name(dtype));
 }
 
@@ -64,6 +67,14 @@ void quant_to_f32(const TensorView& t, int64_t offset, int64_t n, float* out) {
 
 void to_f32(const TensorView& t, int64_t offset, int64_t n, float* out) {
   if (t.dtype == DType::QUANT) return quant_to_f32(t, offset, n, out);
+  if (t.dtype == DType::QLINEAR) {
+    const int64_t cols = t.cols();
+    if (!t.qlinear || cols == 0 || offset % cols != 0 || n % cols != 0)
+      fail(t.name, fmt::format("cannot expand elements [{}, +{}) of a {} layer: not whole rows of {}", offset, n,
+                               t.type_name(), cols),
+           "this is a bug in the caller");
+    return t.qlinear->dequantize_rows(offset / cols, n / cols, out);
+  }
   LOWBIT_ASSERT(offset >= 0 && n >= 0 && size_t(offset + n) * dtype_size(t.dtype) <= t.nbytes);
   const auto* base = static_cast<const uint8_t*>(t.data);
   switch (t.dtype) {

@@ -49,8 +49,10 @@
 #include "core/cpu_features.h"
 #include "core/half.h"
 #include "lowbit/error.h"
+#include "model/qlinear.h"
 #include "model/forward.h"
 #include "model/matmul.h"
+#include "model/qlinear.h"
 
 namespace lowbit {
 
@@ -197,6 +199,10 @@ void matmul(const TensorView& W, const float* X, int n_tok, float* Y, int n_thre
   if (n_tok == 0 || n_out == 0) return;
   const int nt = std::max(1, n_threads);
   if (W.dtype == DType::QUANT) return matmul_quant(W, X, n_tok, Y, nt);
+  if (W.dtype == DType::QLINEAR) {
+    LOWBIT_ASSERT(W.qlinear && W.qlinear->n_out() == n_out && W.qlinear->n_in() == n_in);
+    return W.qlinear->matmul(X, n_tok, Y, nt);
+  }
   LOWBIT_ASSERT(n_tok >= 0 && size_t(n_out * n_in) * dtype_size(W.dtype) <= W.nbytes);
   switch (W.dtype) {
     case DType::F32:

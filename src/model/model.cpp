@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "lowbit/error.h"
+#include "model/qlinear.h"
 
 namespace lowbit {
 
@@ -30,6 +31,18 @@ int64_t Model::n_params() const {
   return n;
 }
 
+void Model::set_qlinear(const std::string& name, std::shared_ptr<const QLinear> q) {
+  LOWBIT_ASSERT(q != nullptr);
+  TensorView v;
+  v.name = name;
+  v.dtype = DType::QLINEAR;
+  v.shape = {q->n_out(), q->n_in()};
+  v.nbytes = q->nbytes();
+  v.qlinear = q.get();
+  qlinears.push_back(std::move(q));
+  weights[name] = std::move(v);
+}
+
 void Model::validate_weights() const {
   const ModelConfig& c = config;
   auto expect = [&](const std::string& name, std::vector<int64_t> shape, bool required = true) {
@@ -46,7 +59,7 @@ void Model::validate_weights() const {
     }
     const bool matrix = shape.size() == 2;
     if (t->dtype != DType::F32 && t->dtype != DType::F16 && t->dtype != DType::BF16 &&
-        !(matrix && t->dtype == DType::QUANT))
+        !(matrix && (t->dtype == DType::QUANT || t->dtype == DType::QLINEAR)))
       fail(path, fmt::format("tensor '{}' has type {}, which lowbit cannot run", name, t->type_name()),
            matrix ? "weight matrices must be f32, f16, bf16 or a quantized format of the formats table"
                   : "norm and bias vectors must be f32, f16 or bf16");

@@ -23,6 +23,10 @@ struct Model {
   std::vector<std::unique_ptr<TensorSource>> sources; // keeps mappings alive
   std::vector<std::vector<float>> owned;              // converted tensors (e.g. GPT-2 Conv1D transposed)
   std::map<std::string, std::string> metadata;        // printable key/values from the file
+  std::vector<std::shared_ptr<const QLinear>> qlinears;  // layers behind QLINEAR views (model/qlinear.h)
+
+  // Replaces (or adds) weight `name` by a QLINEAR view of `q`, which the model keeps.
+  void set_qlinear(const std::string& name, std::shared_ptr<const QLinear> q);
 
   // Throws lowbit::Error naming the model path and the tensor when missing.
   const TensorView& weight(const std::string& name) const;
