@@ -502,10 +502,11 @@ TEST(HfQuantLoader, CorruptAndUnsupportedCheckpointsFailClearly) {
   const std::string bnb = fresh_dir("bnb");
   fs::create_directories(bnb);
   json cfg = read_json(test::shared(kHf + "/config.json"));
-  cfg["quantization_config"] = {{"quant_method", "bitsandbytes"}, {"load_in_4bit", true}};
+  cfg["quantization_config"] = {{"quant_method", "aqlm"}, {"in_group_size", 8}};
   std::ofstream(bnb + "/config.json") << cfg.dump(2);
   fs::copy_file(test::shared(kHf + "/model.safetensors"), bnb + "/model.safetensors");
-  expect_error([&] { load_model(bnb); }, {"config.json", "quant_method", "bitsandbytes", "not supported"});
+  expect_error([&] { load_model(bnb); }, {"config.json", "quant_method", "aqlm", "not supported"});
+
 
   // gptq_v2 zeros are read without the + 1: v2 folder built from the v1 one.
   const std::string v2 = fresh_dir("v2");

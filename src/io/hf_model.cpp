@@ -7,13 +7,17 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "core/log.h"
+#include "io/hf_quant_folder.h"
 #include "io/hf_quant_layouts.h"
+#include "methods/int_group_linear.h"
+#include "methods/quantizer.h"
 #include "io/safetensors.h"
 #include "core/json_brief.h"
 #include "lowbit/error.h"
@@ -400,12 +404,54 @@ bool quant_part(std::string_view name, std::map<std::string, QuantModule>& modul
   return false;
 }
 
+// A checkpoint in a layout one of the registry's methods reads (bitsandbytes,
+// HQQ, lowbit's own): its config and method, and the modules stored quantized
+// (HF module name -> suffix -> tensor), found by the method's marker suffixes.
+struct RegistryLayout {
+  QuantConfig cfg;
+  const Quantizer* method = nullptr;
+  std::vector<std::string> suffixes;  // longest first
+  std::map<std::string, std::map<std::string, const TensorView*>> modules;
+
+  // "model.layers.0.mlp.up_proj.weight.absmax" -> {"model.layers.0.mlp.up_proj", "weight.absmax"}.
+  std::optional<std::pair<std::string, std::string>> split(std::string_view name) const {
+    for (const std::string& suf : suffixes)
+      if (name.size() > suf.size() + 1 && name.ends_with(suf) && name[name.size() - suf.size() - 1] == '.')
+        return std::pair{std::string(name.substr(0, name.size() - suf.size() - 1)), suf};
+    return std::nullopt;
+  }
+};
+
+// Which modules of `src` the layout stores quantized: those holding a marker suffix.
+void find_registry_modules(const TensorSource& src, RegistryLayout& rl) {
+  rl.suffixes = rl.method->hf_module_suffixes();
+  std::sort(rl.suffixes.begin(), rl.suffixes.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
+  const std::vector<std::string> markers = rl.method->hf_marker_suffixes();
+  std::set<std::string> quantized;
+  for (const TensorView& t : src.tensors())
+    if (auto part = rl.split(t.name); part && std::find(markers.begin(), markers.end(), part->second) != markers.end())
+      quantized.insert(part->first);
+  for (const TensorView& t : src.tensors())
+    if (auto part = rl.split(t.name); part && quantized.contains(part->first)) rl.modules[part->first][part->second] = &t;
+}
+
+// [n_out, n_in] of block linear `canonical` under config c.
+std::pair<int64_t, int64_t> block_linear_shape(const ModelConfig& c, const std::string& canonical) {
+  const int64_t d = c.dim, h = c.hidden_dim;
+  if (canonical.ends_with(".attn_q.weight")) return {c.q_dim(), d};
+  if (canonical.ends_with(".attn_k.weight") || canonical.ends_with(".attn_v.weight")) return {c.kv_dim(), d};
+  if (canonical.ends_with(".attn_output.weight")) return {d, c.q_dim()};
+  if (canonical.ends_with(".ffn_gate.weight") || canonical.ends_with(".ffn_up.weight")) return {h, d};
+  if (canonical.ends_with(".ffn_down.weight")) return {d, h};
+  return {0, 0};
+}
+
 // Maps every tensor of `src` onto a canonical name in m.weights. With a
-// quantization scheme, GPTQ / AWQ modules are dequantized into f32 buffers in m.owned.
-void map_tensors(const TensorSource& src, const json& config, const HfQuantScheme* qs, Model& m) {
+// quantization scheme, GPTQ / AWQ modules become IntGroupLinear layers (QLINEAR views).
+void map_tensors(const TensorSource& src, const json& config, const HfQuantScheme* qs, const RegistryLayout* rl, Model& m) {
   const ModelConfig& c = m.config;
   const std::string unknown_hint =
-      config.contains("quantization_config") && !qs
+      config.contains("quantization_config") && !qs && !rl
           ? "config.json has a quantization_config lowbit does not read"
           : fmt::format("the checkpoint holds weights {} does not use", c.arch_name);
   std::map<std::string, QuantModule> quant_modules;
@@ -432,6 +478,8 @@ void map_tensors(const TensorSource& src, const json& config, const HfQuantSchem
     if (c.arch == Arch::GPT2 && name.starts_with("transformer.")) name.remove_prefix(12);
     if (is_ignored(name)) continue;
     if (qs && quant_part(name, quant_modules, t)) continue;
+    if (rl)
+      if (auto part = rl->split(name); part && rl->modules.contains(part->first)) continue;
 
     int layer = -1;
     const HfNameRule* rule = find_rule(name, t.name, layer);
@@ -463,18 +511,30 @@ void map_tensors(const TensorSource& src, const json& config, const HfQuantSchem
     if (canonical == "output.weight" && c.tied_embeddings) continue;
     const IntGroupQuant q = read_hf_quant_linear(*qs, *parts.qweight, *parts.qzeros, *parts.scales,
                                                  qs->method == HfQuantMethod::Gptq ? parts.g_idx : nullptr, src.path());
-    m.owned.push_back(q.dequantize());  // [n_out, n_in]; moving the vector keeps its buffer
-    TensorView v;
-    v.name = canonical;
-    v.dtype = DType::F32;
-    v.shape = {q.n_out, q.n_in};
-    v.data = m.owned.back().data();
-    v.nbytes = m.owned.back().size() * sizeof(float);
-    if (!m.weights.emplace(canonical, std::move(v)).second)
+    if (m.weights.contains(canonical))
       fail(src.path(), fmt::format("tensor '{}' is stored twice (as '{}' and '{}')", canonical, weight_name,
                                    parts.qweight->name),
            "a module is either quantized or not");
+    // Kept quantized (methods/int_group_linear.h): packed codes, f16 scales, u8 zeros.
+    m.set_qlinear(canonical, std::make_shared<IntGroupLinear>(q, qs->method == HfQuantMethod::Gptq ? "gptq" : "awq"));
   }
+  if (rl)
+    for (const auto& [module, parts] : rl->modules) {
+      int layer = -1;
+      const std::string weight_name = module + ".weight";
+      const HfNameRule* rule = find_rule(weight_name, weight_name, layer);
+      const std::string canonical = expand_pattern(rule->canonical, layer);
+      if (!parse_block_linear(canonical) || rule->conv1d)
+        fail(src.path(), fmt::format("module '{}' is stored quantized ({}), but lowbit runs quantized block linears only",
+                                     module, rl->cfg.describe()),
+             "keep embeddings and lm_head unquantized (skip_modules)");
+      const auto [n_out, n_in] = block_linear_shape(c, canonical);
+      auto q = rl->method->load_hf_module(rl->cfg, parts, n_out, n_in, src.path() + ": " + module);
+      if (m.weights.contains(canonical))
+        fail(src.path(), fmt::format("tensor '{}' is stored twice (quantized as '{}' and plain)", canonical, module),
+             "a module is either quantized or not");
+      m.set_qlinear(canonical, std::move(q));
+    }
   if (!c.tied_embeddings && !m.weights.contains("output.weight"))
     fail(src.path(), "tensor 'lm_head.weight' is missing and config.json sets tie_word_embeddings = false",
          "the checkpoint is incomplete or its config is wrong");
@@ -548,10 +608,24 @@ void load_hf_model(const std::string& dir, Model& m) {
   m.config = parse_config(config, config_path);
   m.config.validate(config_path);
 
-  const std::optional<HfQuantScheme> quant = parse_quant_config(config, dir, config_path);
+  // bitsandbytes / hqq / lowbit layouts go to the method registry; gptq / awq to HfQuantScheme.
+  std::optional<RegistryLayout> registry;
+  if (config.contains("quantization_config") && config["quantization_config"].is_object()) {
+    const json& qc = config["quantization_config"];
+    const std::string qm = qc.contains("quant_method") && qc["quant_method"].is_string() ? qc["quant_method"].get<std::string>() : "";
+    if (qm == "bitsandbytes" || qm == "hqq" || qm == "lowbit") {
+      registry.emplace();
+      registry->cfg = quant_config_from_json(qc, config_path + ": quantization_config");
+      registry->method = &find_quantizer(registry->cfg.method);
+    }
+  }
+  const std::optional<HfQuantScheme> quant =
+      registry ? std::nullopt : parse_quant_config(config, dir, config_path);
   m.sources.push_back(open_safetensors_folder(dir));
-  map_tensors(*m.sources.back(), config, quant ? &*quant : nullptr, m);
+  if (registry) find_registry_modules(*m.sources.back(), *registry);
+  map_tensors(*m.sources.back(), config, quant ? &*quant : nullptr, registry ? &*registry : nullptr, m);
   if (quant) m.metadata["quantization"] = quant->describe();
+  if (registry) m.metadata["quantization"] = registry->cfg.describe();
   m.validate_weights();
 
   m.metadata["architecture"] = m.config.arch_name;

@@ -38,6 +38,7 @@
 #include <string>
 
 #include "methods/int_groups.h"
+#include "methods/quantizer.h"
 #include "model/model.h"
 
 namespace lowbit {
@@ -52,6 +53,11 @@ struct HfQuantConfig {
 // `linears`: canonical names ("blk.0.attn_q.weight") of block linears -> their
 // quantization (spec equal to cfg.spec). Throws lowbit::Error naming the
 // tensor / folder for anything that cannot be written.
+// One linear's tensors in the GPTQ v1 layout (qweight, qzeros, scales, g_idx) or
+// AWQ's GEMM layout (qweight, qzeros, scales); `what` names it in errors.
+std::vector<HfModuleTensor> gptq_module_tensors(const IntGroupQuant& q, const std::string& what);
+std::vector<HfModuleTensor> awq_module_tensors(const IntGroupQuant& q, const std::string& what);
+
 void write_hf_quantized(const Model& m, const std::map<std::string, IntGroupQuant>& linears, const HfQuantConfig& cfg,
                         const std::string& out_dir);
 

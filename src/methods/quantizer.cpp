@@ -43,13 +43,17 @@ QuantizeReport Quantizer::quantize_model(Model& m, const QuantConfig& cfg, const
   QuantizeReport rep;
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<std::string> names;
-  for (const auto& [name, v] : m.weights)
-    if (is_block_linear(name)) {
-      if (is_skipped_module(cfg, name))
-        rep.skipped.push_back(name + ": in skip_modules");
-      else
-        names.push_back(name);
-    }
+  for (const auto& [name, v] : m.weights) {
+    if (!is_block_linear(name)) continue;
+    std::string why;
+    if (is_skipped_module(cfg, name))
+      rep.skipped.push_back(name + ": in skip_modules");
+    else if (v.shape.size() != 2 || !fits(cfg, v.shape[0], v.shape[1], &why))
+      rep.skipped.push_back(fmt::format("{} {}: {}", name, v.shape_str(), why));
+    else
+      names.push_back(name);
+  }
+  for (const std::string& s : rep.skipped) log_warn(fmt::format("{}: left unquantized ({})", this->name(), s));
   Progress progress(fmt::format("{} {}", this->name(), cfg.describe()), int64_t(names.size()));
   std::vector<float> w;
   for (size_t i = 0; i < names.size(); ++i) {

@@ -54,12 +54,23 @@ class Quantizer {
   // Bits the method accepts (for --list and validation messages).
   virtual std::vector<int> supported_bits() const = 0;
 
+  // The method's defaults (the config `--method NAME` alone means).
+  virtual QuantConfig default_config() const {
+    QuantConfig c;
+    c.method = name();
+    return c;
+  }
+
   // Throws lowbit::Error naming the field (cfg.bits, cfg.group_size, ...) and a hint
   // when the method cannot do what cfg asks.
   virtual void validate(const QuantConfig& cfg) const = 0;
   // Bits per weight of one [n_out, n_in] linear under cfg: codes plus every scale,
   // zero, codebook and outlier column the layout stores, over n_out * n_in.
   virtual double bits_per_weight(const QuantConfig& cfg, int64_t n_out, int64_t n_in) const = 0;
+
+  // Whether a [n_out, n_in] linear can take cfg (e.g. the group size divides n_in);
+  // when not, *why says so and quantize_model leaves it as it was, named in the report.
+  virtual bool fits(const QuantConfig& cfg, int64_t n_out, int64_t n_in, std::string* why) const { return true; }
 
   // Quantizes one linear W [n_out, n_in] (f32, row-major). importance: [n_in]
   // per-input-column weights (mean x², e.g. an imatrix entry) or nullptr.

@@ -52,7 +52,6 @@
 #include "model/qlinear.h"
 #include "model/forward.h"
 #include "model/matmul.h"
-#include "model/qlinear.h"
 
 namespace lowbit {
 
@@ -141,9 +140,7 @@ void matmul_f32(const float* W, int64_t n_out, int64_t n_in, const float* X, int
 
 }  // namespace
 
-void matmul_converted(const void* vW, size_t row_stride, int64_t n_out, int64_t n_in, RowConverter convert,
-                      const float* X, int n_tok, float* Y, int nt) {
-  const auto* W = static_cast<const uint8_t*>(vW);
+void matmul_rows(int64_t n_out, int64_t n_in, const RowToF32& convert, const float* X, int n_tok, float* Y, int nt) {
   const int64_t macs = n_out * n_in * n_tok;
   if (macs >= kBlasThreadedMinMacs && nt > 1 && threaded_blas_allowed()) {
     // Panels of rows converted by all threads into one f32 buffer [panel_rows, n_in]
@@ -154,7 +151,7 @@ void matmul_converted(const void* vW, size_t row_stride, int64_t n_out, int64_t 
     for (int64_t r0 = 0; r0 < n_out; r0 += panel_rows) {
       const int64_t rows = std::min(panel_rows, n_out - r0);
 #pragma omp parallel for num_threads(nt) schedule(static)
-      for (int64_t r = 0; r < rows; ++r) convert(W + size_t(r0 + r) * row_stride, panel + r * n_in, n_in);
+      for (int64_t r = 0; r < rows; ++r) convert(r0 + r, panel + r * n_in);
       blas_matmul(X, n_tok, n_in, panel, rows, Y + r0, n_out);  // Y[:, r0:r0+rows] = X · panel^T
     }
     return;
@@ -169,16 +166,23 @@ void matmul_converted(const void* vW, size_t row_stride, int64_t n_out, int64_t 
       // Convert one row at a time (buffer [n_in]) and dot it with each token.
       float* row = thread_buffer(size_t(n_in));
       for (int64_t r = r0; r < r0 + rows; ++r) {
-        convert(W + size_t(r) * row_stride, row, n_in);
+        convert(r, row);
         for (int t = 0; t < n_tok; ++t) Y[int64_t(t) * n_out + r] = dot(row, X + int64_t(t) * n_in, n_in);
       }
     } else {
       // Convert the tile's rows (panel [rows, n_in]), then one single-threaded sgemm.
       float* panel = thread_buffer(size_t(kRowTile * n_in));
-      for (int64_t r = 0; r < rows; ++r) convert(W + size_t(r0 + r) * row_stride, panel + r * n_in, n_in);
+      for (int64_t r = 0; r < rows; ++r) convert(r0 + r, panel + r * n_in);
       blas_matmul(X, n_tok, n_in, panel, rows, Y + r0, n_out);
     }
   }
+}
+
+void matmul_converted(const void* vW, size_t row_stride, int64_t n_out, int64_t n_in, RowConverter convert,
+                      const float* X, int n_tok, float* Y, int nt) {
+  const auto* W = static_cast<const uint8_t*>(vW);
+  matmul_rows(
+      n_out, n_in, [&](int64_t r, float* dst) { convert(W + size_t(r) * row_stride, dst, n_in); }, X, n_tok, Y, nt);
 }
 
 ScopedFixedTileMatmul::ScopedFixedTileMatmul() { g_fixed_tiles.fetch_add(1); }

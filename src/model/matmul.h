@@ -1,6 +1,8 @@
 // matmul with an explicit thread count (the forward pass passes its own).
 // The public matmul(W, X, n_tok, Y) in model/forward.h uses omp_get_max_threads().
 #pragma once
+#include <functional>
+
 #include "lowbit/tensor.h"
 
 namespace lowbit {
@@ -21,6 +23,12 @@ using RowConverter = void (*)(const void* src, float* dst, int64_t n);
 // f32 buffers, then dotted / multiplied with BLAS in the regimes of matmul.cpp.
 void matmul_converted(const void* W, size_t row_stride, int64_t n_out, int64_t n_in, RowConverter convert,
                       const float* X, int n_tok, float* Y, int n_threads);
+
+// The same with rows produced by a callback: row_to_f32(r, dst) writes row r
+// ([n_in] floats) of W into dst. Layers of model/qlinear.h use it.
+using RowToF32 = std::function<void(int64_t row, float* dst)>;
+void matmul_rows(int64_t n_out, int64_t n_in, const RowToF32& row_to_f32, const float* X, int n_tok, float* Y,
+                 int n_threads);
 
 // The same for W of dtype QUANT (matmul_quant.cpp), forwarded here by matmul():
 //   n_tok <  kQuantSgemmMinTokens: activations quantized to the weight format's

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "eval/memory_estimate.h"
+#include "model/qlinear.h"
 
 namespace lowbit {
 namespace {
@@ -38,6 +39,7 @@ std::string note_for(const Model& m, std::initializer_list<std::string> names) {
 
 std::string linear(const Model& m, const std::string& w, const std::string& b) {
   const TensorView& t = m.weight(w);
+  if (t.dtype == DType::QLINEAR && t.qlinear) return qlinear_repr(*t.qlinear, m.find_weight(b) != nullptr);
   return fmt::format("Linear(in_features={}, out_features={}, bias={})", t.shape[1], t.shape[0],
                      m.find_weight(b) ? "True" : "False");
 }
@@ -63,8 +65,16 @@ Lines llama_layer(const Model& m, int l) {
   }
   L.add(1, "(act_fn): SiLU()");
   L.add(0, ")");
-  L.add(0, fmt::format("(input_layernorm): LlamaRMSNorm(({},), eps={:g})", c.dim, c.norm_eps), note_for(m, {n("attn_norm.weight")}));
-  L.add(0, fmt::format("(post_attention_layernorm): LlamaRMSNorm(({},), eps={:g})", c.dim, c.norm_eps), note_for(m, {n("ffn_norm.weight")}));
+  // A norm whose output the linears it feeds quantize (W8A8, LLM.int8) prints as
+  // quanto's quantized-activation module does.
+  auto norm = [&](const char* field, const char* feeds) {
+    const TensorView* w = m.find_weight(n(feeds));
+    const bool q = w && w->dtype == DType::QLINEAR && w->qlinear && w->qlinear->quantizes_activations();
+    return fmt::format("({}): {}LlamaRMSNorm(({},), eps={:g}{})", field, q ? "Q" : "", c.dim, c.norm_eps,
+                       q ? ", activations=qint8" : "");
+  };
+  L.add(0, norm("input_layernorm", "attn_q.weight"), note_for(m, {n("attn_norm.weight")}));
+  L.add(0, norm("post_attention_layernorm", "ffn_up.weight"), note_for(m, {n("ffn_norm.weight")}));
   return L;
 }
 

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "core/log.h"
+#include "io/hf_quant_folder.h"
 #include "io/hf_quant_layouts.h"
 #include "io/hf_quant_writer.h"
 #include "lowbit/error.h"
@@ -154,6 +155,25 @@ std::map<std::string, IntGroupQuant> quantize_hf_with_method(Model& m, const Met
   cfg.damp = mo.run.gptq.damp;
   write_hf_quantized(m, ints, cfg, out_dir);
   return ints;
+}
+
+QuantizeReport quantize_with_registry(Model& m, const QuantConfig& cfg, const CalibrationOptions& calib, int threads,
+                                      const std::string& out_dir) {
+  const Quantizer& q = find_quantizer(cfg.method);
+  q.validate(cfg);
+  QuantizeContext ctx;
+  ctx.threads = threads;
+  std::optional<CalibrationSet> windows;
+  if (q.needs_calibration()) {
+    if (calib.path.empty())
+      fail("--calib", fmt::format("{} needs calibration text", cfg.method), "pass --calib FILE (.txt or .jsonl); hold out your eval text");
+    windows = load_calibration(m.tok(), calib);
+    log_info("calibration: " + windows->describe());
+    ctx.calib = &*windows;
+  }
+  QuantizeReport rep = q.quantize_model(m, cfg, ctx);
+  if (!out_dir.empty()) write_hf_qlinear_folder(m, q, cfg, out_dir);
+  return rep;
 }
 
 }  // namespace lowbit

@@ -16,6 +16,7 @@
 #include "eval/calibration_data.h"
 #include "methods/calibrated.h"
 #include "methods/int_groups.h"
+#include "methods/quantizer.h"
 #include "model/model.h"
 #include "quant/gguf_export.h"
 #include "quant/recipe.h"
@@ -44,5 +45,12 @@ void quantize_gguf_with_method(Model& m, const QuantPlan& plan, const MethodOpti
 // `m` is changed in place: quantized linears hold their dequantized values, so
 // it can be evaluated as the folder would load. Returns the linears quantized.
 std::map<std::string, IntGroupQuant> quantize_hf_with_method(Model& m, const MethodOptions& mo, const std::string& out_dir);
+
+// Any registry method (methods/quantizer.h) over `m` in place: its block
+// linears become the method's QLinear layers (calibration windows are loaded
+// from calib when the method needs them), then, when out_dir is not empty, the
+// model is written as a Hugging Face folder in the method's layout.
+QuantizeReport quantize_with_registry(Model& m, const QuantConfig& cfg, const CalibrationOptions& calib, int threads,
+                                      const std::string& out_dir);
 
 }  // namespace lowbit
