@@ -15,6 +15,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev  # tests
   libbenchmark-dev           # micro-benchmarks
   clang libclang-rt-14-dev libomp-dev  # libFuzzer targets (clang + its OpenMP)
+  librsvg2-bin               # rsvg-convert: test_report_render renders pareto.svg to PNG
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,5 +1,6 @@
 #include "eval/compare.h"
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <filesystem>
@@ -22,6 +23,7 @@
 #include "formats/format.h"
 #include "io/model_loader.h"
 #include "lowbit/error.h"
+#include "methods/quantizer.h"
 #include "quant/gguf_export.h"
 #include "quant/method_quantize.h"
 #include "quant/recipe.h"
@@ -32,10 +34,16 @@ using nlohmann::json;
 
 namespace {
 
+std::string method_names() {
+  std::string names;
+  for (const Quantizer* q : all_quantizers()) names += (names.empty() ? "" : ", ") + q->name();
+  return names;
+}
+
 std::string syntax_hint() {
   return "a candidate is base, a GGUF type (" + recipe_type_names() +
-         ") or <method><bits>g<group>[sym] with method rtn|gptq|awq, bits 2|3|4|8, group N or -1 or row "
-         "(rtn4g64, gptq3g-1, gptq3row, awq4g128, rtn4g128sym)";
+         ") or <method>[<bits>][g<group>|row][sym][dq] with a method of `lowbit quantize --list` (" + method_names() +
+         "): rtn4g64, gptq3g-1, gptq3row, awq4g128sym, hqq3g64, kmeans4row, nf4, nf4dq, fp4, llm.int8, w8a8, w4a8row";
 }
 
 // The llama.cpp mix names, read from recipe_type_names() ("Q2_K Q3_K_S ... (mixes), or one format: ...").
@@ -60,10 +68,12 @@ std::string Candidate::detail() const {
   switch (kind) {
     case Kind::Base: return "the model as loaded";
     case Kind::Gguf: return mix_names().count(type) ? type + " mix (GGUF)" : type + " pure (GGUF)";
-    case Kind::Method: return method + " " + spec.name() + " (in memory)";
+    case Kind::Method: return cfg.describe() + " (in memory)";
   }
   return "";
 }
+
+bool Candidate::needs_calib() const { return kind == Kind::Method && find_quantizer(method).needs_calibration(); }
 
 Candidate parse_candidate(const std::string& s) {
   const std::string where = "candidate '" + s + "'";
@@ -77,29 +87,40 @@ Candidate parse_candidate(const std::string& s) {
     c.kind = Candidate::Kind::Base;
     return c;
   }
-  static const std::regex method_re("(rtn|gptq|awq)(\\d+)(?:g(-?\\d+)|(row))(sym)?");
-  std::smatch m;
-  if (std::regex_match(s, m, method_re)) {
+  // A registry method, longest name first ("w4a8" before "w"), then its knobs.
+  std::vector<const Quantizer*> methods = all_quantizers();
+  std::sort(methods.begin(), methods.end(), [](const Quantizer* a, const Quantizer* b) { return a->name().size() > b->name().size(); });
+  static const std::regex knobs_re("(\\d+)?(?:g(-?\\d+)|(row))?(sym)?(dq)?");
+  for (const Quantizer* q : methods) {
+    if (!s.starts_with(q->name())) continue;
+    std::smatch m;
+    const std::string rest = s.substr(q->name().size());
+    if (!std::regex_match(rest, m, knobs_re)) continue;
     c.kind = Candidate::Kind::Method;
-    c.method = m[1].str();
-    c.spec.bits = std::stoi(m[2].str());
-    if (c.spec.bits != 2 && c.spec.bits != 3 && c.spec.bits != 4 && c.spec.bits != 8)
-      fail(where, fmt::format("{} bits is not supported", c.spec.bits), "bits must be 2, 3, 4 or 8");
-    if (m[4].matched) {
-      c.spec.group_size = -1;
-    } else {
-      const std::string g = m[3].str();
+    c.method = q->name();
+    c.cfg = q->default_config();
+    if (m[1].matched) {
+      if (m[1].length() > 2) fail(where, m[1].str() + " bits is not supported", syntax_hint());
+      c.cfg.bits = std::stoi(m[1].str());
+    }
+    if (m[3].matched) {
+      c.cfg.group_size = -1;
+    } else if (m[2].matched) {
+      const std::string g = m[2].str();
       if (g.size() > 6) fail(where, "group size " + g + " is too large", syntax_hint());
-      c.spec.group_size = std::stoi(g);
-      if (c.spec.group_size == 0 || c.spec.group_size < -1)
+      c.cfg.group_size = std::stoi(g);
+      if (c.cfg.group_size == 0 || c.cfg.group_size < -1)
         fail(where, "group size " + g + " must be positive or -1 (one group per row)", syntax_hint());
     }
-    c.spec.sym = m[5].matched;
+    c.cfg.sym = c.cfg.sym || m[4].matched;
+    c.cfg.double_quant = m[5].matched;
+    try {
+      q->validate(c.cfg);
+    } catch (const Error& e) {
+      fail(where, e.what(), syntax_hint());
+    }
     return c;
   }
-  static const std::regex method_like("(rtn|gptq|awq).*");
-  if (std::regex_match(s, method_like))
-    fail(where, "not of the form <method><bits>g<group>[sym]", syntax_hint());
   // GGUF: an exact mix name, a format in any case unless it is a mix in lower case (q4_k_m).
   const std::set<std::string> mixes = mix_names();
   c.kind = Candidate::Kind::Gguf;
@@ -145,7 +166,6 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 json row_key(const CompareSetup& s, const Candidate& c) {
   json k = s.key();
   if (!c.needs_calib()) k.erase("calib"), k.erase("nsamples"), k.erase("seqlen");
-  if (c.kind == Candidate::Kind::Method) k.erase("tg");  // not measured
   k["candidate"] = c.name;
   k["detail"] = c.detail();
   return k;
@@ -170,6 +190,68 @@ std::optional<CompareRow> reusable_row(const std::string& path, const json& key,
   r.reused = true;
   if (j.contains("text_tokens") && j["text_tokens"].is_number_integer()) *text_tokens = j["text_tokens"].get<int64_t>();
   return r;
+}
+
+// The setup the base's saved logits depend on: the row key without the candidate-only fields.
+json base_logits_key(const CompareSetup& s) {
+  json k = s.key();
+  for (const char* f : {"calib", "nsamples", "seqlen", "tg"}) k.erase(f);
+  return k;
+}
+
+// "n_ctx 128 (saved) vs 64 (now), ..." for every field that differs.
+std::string key_difference(const json& saved, const json& now) {
+  std::string d;
+  for (auto it = now.begin(); it != now.end(); ++it) {
+    const auto s = saved.find(it.key());
+    if (s != saved.end() && *s == it.value()) continue;
+    d += fmt::format("{}{} {} (saved) vs {} (now)", d.empty() ? "" : ", ", it.key(),
+                     s == saved.end() ? std::string("missing") : s->dump(), it.value().dump());
+  }
+  for (auto it = saved.begin(); it != saved.end(); ++it)
+    if (!now.contains(it.key())) d += fmt::format("{}{} not expected", d.empty() ? "" : ", ", it.key());
+  return d;
+}
+
+// Base logits a previous run left in DIR, when they were computed with `key`; nullopt (and a log line
+// saying why, unless there is nothing at all) otherwise.
+std::optional<KldBase> reusable_base_logits(const std::string& lbkld, const std::string& meta, const json& key,
+                                            const CompareSetup& s) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const bool have_lbkld = fs::exists(lbkld, ec), have_meta = fs::exists(meta, ec);
+  if (!have_lbkld && !have_meta) return std::nullopt;
+  auto skip = [](const std::string& why) -> std::optional<KldBase> {
+    log_info("compare: recomputing base logits: " + why);
+    return std::nullopt;
+  };
+  if (!have_lbkld) return skip(lbkld + " is missing");
+  if (!have_meta) return skip(meta + " (the setup " + lbkld + " was computed with) is missing");
+  json j;
+  try {
+    j = json::parse(read_text_file(meta));
+  } catch (const std::exception& e) {
+    return skip(meta + " does not parse: " + e.what());
+  }
+  if (!j.is_object() || !j.contains("key") || !j.contains("lbkld_bytes") || !j["lbkld_bytes"].is_number_unsigned())
+    return skip(meta + " lacks \"key\" or \"lbkld_bytes\"");
+  if (j["key"] != key) return skip("computed with another setup: " + key_difference(j["key"], key));
+  const uint64_t size = fs::file_size(lbkld, ec);
+  if (ec || size != j["lbkld_bytes"].get<uint64_t>())
+    return skip(fmt::format("{} holds {} bytes, {} recorded {}", lbkld, ec ? 0 : size, meta,
+                            j["lbkld_bytes"].get<uint64_t>()));
+  KldBase b;
+  try {
+    b = read_kld_base(lbkld);
+  } catch (const Error& e) {
+    return skip(e.what());
+  }
+  // The file must agree with the key it sits next to.
+  if (b.text_sha256 != s.text_sha256 || b.n_ctx != s.n_ctx || b.k != s.top_k || b.base_model != s.model ||
+      ppl_protocol_name(b.protocol) != s.protocol || (s.chunks >= 0 && b.n_chunks > s.chunks))
+    return skip(lbkld + " does not match " + meta + " (text, ctx, top-k, model, protocol or chunks)");
+  log_info(fmt::format("compare: reusing base logits {} ({} positions, top-{})", lbkld, b.n_positions(), b.k));
+  return b;
 }
 
 std::string linear_kind(const std::string& name) {  // "blk.3.ffn_down.weight" -> "ffn_down"
@@ -224,19 +306,15 @@ CompareResult run_compare(const std::vector<Candidate>& candidates, const Compar
   std::unique_ptr<Model> base;
   std::optional<KldBase> base_logits;
   const std::string base_logits_path = o.out_dir + "/base.lbkld";
+  const std::string base_meta_path = o.out_dir + "/base.json";
   KldOptions ko;
   ko.n_ctx = o.n_ctx;
   ko.max_chunks = o.chunks;
   ko.protocol = parse_ppl_protocol(o.protocol);
   ko.n_threads = threads;
   ko.top_k = o.top_k;
-  auto need_base = [&] {
-    if (base_logits) return;
-    base = load_model(o.model, lo);
-    log_info(fmt::format("compare: base logits of {} (top-{})", o.model, o.top_k));
-    base_logits = kld_base_logits(*base, text, ko);
-    write_kld_base(base_logits_path, *base_logits);
-    s.text_tokens = base_logits->n_text_tokens;
+  auto need_model = [&] {
+    if (!base) base = load_model(o.model, lo);
   };
   auto tg_speed = [&](const Model& m) {
     if (o.tg <= 0) return -1.0;
@@ -265,9 +343,35 @@ CompareResult run_compare(const std::vector<Candidate>& candidates, const Compar
   }
   if (res.n_reused)
     log_info(fmt::format("compare: {} of {} candidates reused from {}", res.n_reused, all.size(), cand_dir));
+  // One bar over the whole sweep in units of kStep per step (the base logits when computed, each candidate
+  // left to compute), advanced per evaluated window; a candidate's quantization is its first kQuant units.
+  constexpr int64_t kStep = 1000, kQuant = 300;
+  if (todo > 0) {
+    base_logits = reusable_base_logits(base_logits_path, base_meta_path, base_logits_key(s), s);
+    if (base_logits) s.text_tokens = base_logits->n_text_tokens;
+  }
   std::optional<Progress> bar;
-  if (todo > 0) bar.emplace("compare", todo);
-  int64_t done = 0;
+  if (todo > 0) bar.emplace("compare", (todo + (base_logits ? 0 : 1)) * kStep);
+  int64_t step = 0;  // steps finished
+  auto advance = [&](int64_t units, const std::string& what) { bar->update(step * kStep + units, what); };
+  auto on_window = [&](int64_t from, const std::string& what) {
+    return [&, from, what](int c, int n) { advance(from + (kStep - from) * c / std::max(1, n), what); };
+  };
+  if (todo > 0 && !base_logits) {
+    need_model();
+    std::error_code rm;
+    std::filesystem::remove(base_meta_path, rm);  // never a key next to other logits
+    log_info(fmt::format("compare: base logits of {} (top-{}) into {}", o.model, o.top_k, base_logits_path));
+    advance(0, "base logits");
+    base_logits = kld_base_logits(*base, text, ko, on_window(0, "base logits"));
+    write_kld_base(base_logits_path, *base_logits);
+    const json meta{{"key", base_logits_key(s)},
+                    {"text_tokens", base_logits->n_text_tokens},
+                    {"lbkld_bytes", uint64_t(fs::file_size(base_logits_path))}};
+    write_file_atomic(base_meta_path, meta.dump(2) + "\n");
+    s.text_tokens = base_logits->n_text_tokens;
+    ++step;
+  }
   for (size_t i = 0; i < all.size(); ++i) {
     const Candidate& c = all[i];
     if (rows[i]) {
@@ -276,7 +380,8 @@ CompareResult run_compare(const std::vector<Candidate>& candidates, const Compar
     }
     const std::string row_path = cand_dir + "/" + c.name + ".json";
     const json key = row_key(s, c);
-    need_base();
+    if (c.kind != Candidate::Kind::Method) need_model();
+    if (c.kind != Candidate::Kind::Base) advance(0, c.name + ": quantizing");
     CompareRow row;
     row.name = c.name;
     row.detail = c.detail();
@@ -313,43 +418,28 @@ CompareResult run_compare(const std::vector<Candidate>& candidates, const Compar
     } else {
       row.kind = "method";
       owned = load_model(o.model, lo);
-      std::map<std::string, uint64_t> stored;  // bytes before quantization
-      for (const auto& [name, v] : owned->weights) stored[name] = v.nbytes;
-      MethodOptions mo;
-      mo.method = c.method;
-      mo.spec = c.spec;
-      mo.calib.path = o.calib;
-      mo.calib.nsamples = o.nsamples;
-      mo.calib.seqlen = o.seqlen;
-      mo.run.threads = threads;
+      CalibrationOptions calib;
+      calib.path = o.calib;
+      calib.nsamples = o.nsamples;
+      calib.seqlen = o.seqlen;
       const auto t0 = Clock::now();
-      const std::map<std::string, IntGroupQuant> ints = quantize_hf_with_method(*owned, mo, "");
+      const QuantizeReport rep = quantize_with_registry(*owned, c.cfg, calib, threads, "");
       row.quantize_s = seconds_since(t0);
-      double bits = 0;
-      int64_t n = 0;
+      row.bytes = weight_bytes(*owned);  // QLinear layers count their packed state
+      row.bpw = owned->n_params() ? 8.0 * double(row.bytes) / double(owned->n_params()) : 0.0;
       std::set<std::string> left;
-      for (const auto& [name, v] : owned->weights) {
-        n += v.numel();
-        auto q = ints.find(name);
-        if (q != ints.end()) {
-          const double g = double(c.spec.group_columns(v.cols()));
-          bits += double(v.numel()) * (double(c.spec.bits) + (16.0 + double(c.spec.bits)) / g);
-        } else {
-          bits += 8.0 * double(stored[name]);
-          if (is_block_linear(name)) left.insert(linear_kind(name));
-        }
-      }
-      row.bytes = uint64_t(bits / 8.0 + 0.5);
-      row.bpw = n ? bits / double(n) : 0.0;
+      for (const std::string& skipped : rep.skipped) left.insert(linear_kind(skipped.substr(0, skipped.find(' '))));
       if (!left.empty()) {
         std::string kinds;
         for (const std::string& k : left) kinds += (kinds.empty() ? "" : ", ") + k;
-        row.note = "left unquantized (group does not divide the inputs): " + kinds;
+        row.note = "left unquantized (shape does not fit): " + kinds;
       }
       evaluated = owned.get();
     }
-    log_info(fmt::format("compare: evaluating {}", c.name));
-    const KldResult r = kld_from_saved(*base_logits, *evaluated, text, ko, base_logits_path);
+    const int64_t eval_from = c.kind == Candidate::Kind::Base ? 0 : kQuant;
+    advance(eval_from, c.name + ": evaluating");
+    const KldResult r = kld_from_saved(*base_logits, *evaluated, text, ko, base_logits_path,
+                                       on_window(eval_from, c.name + ": evaluating"));
     row.ppl = r.ppl_quant;
     row.ppl_err = r.ppl_quant_err;
     row.dppl_pct = (r.ppl_quant / r.ppl_base - 1.0) * 100.0;
@@ -358,14 +448,15 @@ CompareResult run_compare(const std::vector<Candidate>& candidates, const Compar
     row.top1_pct = 100.0 * r.top1;
     row.top1_err_pct = 100.0 * r.top1_err;
     if (c.kind == Candidate::Kind::Base) row.kld = row.kld_err = 0.0;  // the reference itself, by definition
-    if (c.kind != Candidate::Kind::Method) row.tg_tps = tg_speed(*evaluated);
+    row.tg_tps = tg_speed(*evaluated);
     json file{{"key", key}, {"text_tokens", r.n_text_tokens}, {"row", row_to_json(row)}};
     write_file_atomic(row_path, file.dump(2) + "\n");
     res.rows.push_back(std::move(row));
-    bar->update(++done, c.name);
+    ++step;
+    advance(0, c.name + ": done");
   }
   if (bar) bar->finish();
-  write_compare_report(o.out_dir, s, res.rows);
+  write_compare_report(o.out_dir, s, res.rows, o.y);
   return res;
 }
 

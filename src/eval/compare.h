@@ -26,21 +26,34 @@
 // bpw = total bits / total weights.
 //
 // Per candidate: quantize (timed, wall), evaluate with kld_from_saved against
-// the base's top-k logits (DIR/base.lbkld, computed once per run), measure tgN
+// the base's top-k logits (DIR/base.lbkld, computed at most once per run), measure tgN
 // tokens/s for GGUF candidates (method candidates run dequantized f32: n/a),
 // then write the row to DIR/cand/<name>.json with the setup it was measured
 // with. A rerun reuses every row whose file holds the same setup key
 // (CompareSetup::key: model path, text sha256, ctx, chunks, protocol, top-k,
 // lowbit version; plus calib, nsamples, seqlen for gptq / awq candidates and
 // tg for the others) and the same candidate; the report marks it "reused".
-// The progress bar's ETA covers the candidates left to compute. A row file
-// that does not parse is an error naming it.
+// A row file that does not parse is an error naming it.
+//
+// Base logits across runs: DIR/base.json records the setup base.lbkld was
+// computed with (CompareSetup::key() without the candidate-only fields calib,
+// nsamples, seqlen, tg), its token count and its size in bytes. When some
+// candidate must be computed, base.lbkld is reused if base.json holds the same
+// key and the file reads back consistent with it ("reusing base logits" in the
+// log); otherwise (no base.json, another setup, a damaged file) the log says
+// why and the base is recomputed. base.json is removed before base.lbkld is
+// rewritten, so an interrupted run never leaves a key describing other logits.
+//
+// Progress: one bar ("compare") over the whole sweep, advanced per evaluated
+// window: each step (the base logits when they are computed, each candidate
+// left to compute) is an equal share, a candidate's quantization the first
+// 30 % of its share; the ETA covers what is left.
 #pragma once
 #include <string>
 #include <vector>
 
 #include "eval/report.h"
-#include "methods/int_groups.h"
+#include "methods/quant_config.h"
 
 namespace lowbit {
 
@@ -49,9 +62,9 @@ struct Candidate {
   std::string name;    // as written
   Kind kind = Kind::Gguf;
   std::string type;    // Gguf: recipe type passed to make_plan ("Q4_K_M", "q8_0")
-  std::string method;  // Method: rtn | gptq | awq
-  IntGroupSpec spec;   // Method
-  bool needs_calib() const { return kind == Kind::Method && method != "rtn"; }
+  std::string method;  // Method: a registry name (methods/quantizer.h)
+  QuantConfig cfg;     // Method: the method's defaults with the name's bits / group / sym / dq
+  bool needs_calib() const;
   std::string detail() const;  // "Q4_K_M mix", "q8_0 pure", "rtn int4 g64 asym"
 };
 
@@ -73,6 +86,7 @@ struct CompareOptions {
   std::string calib;       // required when a candidate needs calibration
   int nsamples = 128, seqlen = 512;
   int tg = 32;             // tokens per tg test; 0: skip speed
+  PlotY y = PlotY::Kld;    // the measure pareto.svg plots (not part of any reuse key)
 };
 
 struct CompareResult {

@@ -6,13 +6,17 @@
 //                quantize s, tg t/s, note; footnotes define every column.
 //   report.json  {"setup": {...}, "rows": [{...}, ...]} with the same values
 //                (full precision; the md rounds them), rows in the same order.
-//   pareto.svg   bits per weight (x, linear) against mean KLD (y, log10 scale),
-//                one labelled point per candidate, and the Pareto front: the
-//                candidates no other candidate beats in both (a candidate is
-//                dominated when another has bpw <= and KLD <= with one strictly
-//                smaller), drawn as a polyline in bpw order. Rows whose KLD is
-//                not positive (the base model itself: KLD 0) cannot sit on a
-//                log axis: they are left out of the plot and named in its caption.
+//   pareto.svg   bits per weight (x, linear) against one measure (y, log10
+//                scale), chosen with PlotY: mean KLD (default) or ΔPPL %. One
+//                labelled point per candidate, and the Pareto front: the rows
+//                no other row beats in both (a row is dominated when another
+//                has bpw <= and measure <= with one strictly smaller), drawn as
+//                a polyline in bpw order. Rows whose measure is not positive
+//                (the base itself: KLD 0, ΔPPL 0; a candidate that happened to
+//                lower the PPL) cannot sit on a log axis: they are left out of
+//                the plot and named in its caption, but still count when
+//                deciding who is dominated (a candidate with ΔPPL -0.1 % at
+//                8.5 bpw dominates one with +0.01 % at 16 bpw).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -67,13 +71,30 @@ nlohmann::json setup_to_json(const CompareSetup& s);
 // The markdown table cells of a row, in column order (shared by report.md and the tests).
 std::vector<std::string> report_cells(const CompareRow& r);
 
-std::string report_markdown(const CompareSetup& s, const std::vector<CompareRow>& rows);
-nlohmann::json report_json(const CompareSetup& s, const std::vector<CompareRow>& rows);
-std::string pareto_svg(const std::vector<CompareRow>& rows);
+// The y axis of pareto.svg (and the measure its Pareto front is computed on).
+enum class PlotY { Kld, DPpl };
+// "kld" | "dppl"; anything else throws lowbit::Error naming `where`.
+PlotY parse_plot_y(const std::string& s, const std::string& where = "--y");
+const char* plot_y_name(PlotY y);      // "kld" | "dppl"
+double plot_measure(const CompareRow& r, PlotY y);  // r.kld | r.dppl_pct
+
+// Names of the rows no other row dominates on (bpw, measure), in bpw order
+// (rows with a non-finite bpw or measure take no part).
+std::vector<std::string> pareto_front(const std::vector<CompareRow>& rows, PlotY y);
+
+std::string report_markdown(const CompareSetup& s, const std::vector<CompareRow>& rows, PlotY y = PlotY::Kld);
+// {"setup", "rows", "plot": {"file", "y", "front"}}.
+nlohmann::json report_json(const CompareSetup& s, const std::vector<CompareRow>& rows, PlotY y = PlotY::Kld);
+// The SVG carries class attributes for tools and tests: "title", "subtitle",
+// "legend", "xtick" / "ytick" (tick labels; y ticks hold the plotted value,
+// not its log), "grid", "axis-title", "marker" (one circle per plotted row,
+// data-name = row name), "label" (its name), "front" (the polyline), "caption".
+std::string pareto_svg(const CompareSetup& s, const std::vector<CompareRow>& rows, PlotY y = PlotY::Kld);
 
 // Writes DIR/report.md, DIR/report.json and DIR/pareto.svg (each via a .tmp
 // file and rename). `rows` are sorted by bits per weight first.
-void write_compare_report(const std::string& dir, const CompareSetup& s, std::vector<CompareRow> rows);
+void write_compare_report(const std::string& dir, const CompareSetup& s, std::vector<CompareRow> rows,
+                          PlotY y = PlotY::Kld);
 
 // Writes `bytes` to `path` through PATH.tmp + rename; throws lowbit::Error on failure.
 void write_file_atomic(const std::string& path, const std::string& bytes);

@@ -21,7 +21,8 @@ std::string QuantConfig::describe() const {
   if (method == "nf4" || method == "fp4")
     return fmt::format("{} b{}{}", method, group_size, double_quant ? " dq" : "");
   if (method == "llm.int8") return fmt::format("llm.int8 threshold {:g}", threshold);
-  if (method == "w8a8" || method == "w4a8") return fmt::format("{} {}", method, g);
+  if (method == "w8a8") return "w8a8 per-channel";
+  if (method == "w4a8") return fmt::format("w4a8 {}", g);
   if (method == "hqq") return fmt::format("hqq {}-bit {} axis {}", bits, g, axis);
   if (method == "kmeans") return fmt::format("kmeans {}-bit {}", bits, g);
   return fmt::format("{} int{} {} {}", method, bits, g, sym ? "sym" : "asym");

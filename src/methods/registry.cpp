@@ -1,6 +1,9 @@
 #include "methods/registry.h"
 
 #include "methods/int_group_quantizers.h"
+#include "methods/kmeans.h"
+#include "methods/llm_int8.h"
+#include "methods/w8a8.h"
 
 namespace lowbit {
 
@@ -9,6 +12,10 @@ std::vector<std::unique_ptr<Quantizer>> make_registered_quantizers() {
   r.push_back(make_rtn_quantizer());
   r.push_back(make_gptq_quantizer());
   r.push_back(make_awq_quantizer());
+  r.push_back(make_kmeans_quantizer());
+  r.push_back(make_llm_int8_quantizer());
+  r.push_back(make_w8a8_quantizer());
+  r.push_back(make_w4a8_quantizer());
   return r;
 }
 

@@ -1,9 +1,12 @@
 // lowbit compare MODEL -f TEXT --candidates LIST -o DIR [--calib FILE] [-c CTX] [--chunks N] [-t THREADS]
+//                [--y kld|dppl]
 //
 // Quantizes MODEL with every candidate of LIST, evaluates each against the
 // base (PPL, KLD, top-1; GGUF candidates also tgN tokens/s) and writes
 // DIR/report.md, DIR/report.json and DIR/pareto.svg (eval/compare.h has the
-// candidate syntax, eval/report.h the report). A rerun reuses finished candidates.
+// candidate syntax, eval/report.h the report; --y picks the plot's measure). A
+// rerun reuses finished candidates and, when it has to compute any, the base's
+// saved logits of an earlier run with the same setup.
 #include <string>
 
 #include <fmt/format.h>
@@ -21,6 +24,7 @@ void register_compare(CLI::App& app) {
   static ModelArgs a;
   static CompareOptions o;
   static std::string list;
+  static std::string plot_y = "kld";
   add_model_args(cmd, a);
   cmd->add_option("-f,--file", o.text, "evaluation text")->required();
   cmd->add_option("--candidates", list,
@@ -37,15 +41,21 @@ void register_compare(CLI::App& app) {
   cmd->add_option("--top-k", o.top_k, "base logits kept per position for the KLD")->capture_default_str();
   cmd->add_option("--tg", o.tg, "generated tokens of the speed test of GGUF candidates (0: skip)")
       ->capture_default_str();
+  cmd->add_option("--y", plot_y,
+                  "what pareto.svg plots against bpw (log scale) and its Pareto front is computed on: "
+                  "kld (mean KL divergence) or dppl (ΔPPL %)")
+      ->capture_default_str();
   cmd->callback([] {
     const std::vector<Candidate> cands = parse_candidates(list);
     o.model = a.path;
     o.tokenizer = a.tokenizer;
     o.threads = resolve_threads(a.threads);
+    o.y = parse_plot_y(plot_y);
     const CompareResult r = run_compare(cands, o);
     fmt::print("{}", read_text_file(o.out_dir + "/report.md"));
-    fmt::print("\nwrote {0}/report.md, {0}/report.json, {0}/pareto.svg ({1} rows with the base, {2} reused)\n",
-               o.out_dir, r.rows.size(), r.n_reused);
+    fmt::print("\nwrote {0}/report.md, {0}/report.json, {0}/pareto.svg ({3} against bpw; {1} rows with the base, {2} "
+               "reused)\n",
+               o.out_dir, r.rows.size(), r.n_reused, o.y == PlotY::Kld ? "KLD" : "ΔPPL %");
   });
 }
 
