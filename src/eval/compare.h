@@ -10,29 +10,31 @@
 //                        quantizable matrix in that format). A name that is both a
 //                        format and a mix (q8_0 / Q8_0, q6_K / Q6_K) is the pure format
 //                        in ggml's lower-case spelling and the mix in upper case.
-//   <method><bits>g<group>[sym]
-//                        integer groups by a method (quant/method_quantize.h), in
-//                        memory on a fresh copy of the model: method rtn | gptq | awq,
-//                        bits 2 | 3 | 4 | 8, group a column count or -1 (= "row": one
-//                        group per row), "sym" for symmetric groups. rtn4g64,
-//                        gptq3g-1 (= gptq3row), awq4g128, rtn4g128sym. gptq and awq
-//                        need calibration text (CompareOptions::calib).
+//   <method>[<bits>][g<group>|row][sym][dq]
+//                        a method of the registry (methods/quantizer.h, `lowbit
+//                        quantize --list`) run in memory on a fresh copy of the model
+//                        (quant/method_quantize.h quantize_with_registry): the method's
+//                        default config with the bits, group (a column count, -1 or
+//                        "row": one group per row), "sym" (symmetric groups) and "dq"
+//                        (double quantization) the name gives. rtn4g64, gptq3g-1 (=
+//                        gptq3row), awq4g128sym, hqq3g64, kmeans4row, nf4, nf4dq,
+//                        llm.int8, w8a8, w4a8row. Methods that need calibration (gptq,
+//                        awq) need calibration text (CompareOptions::calib).
 // Names must be unique and made of [A-Za-z0-9_.-] (they name files).
 //
-// Bits per weight of a method candidate: every quantized linear [n_out, n_in]
-// costs n_out * n_in * (bits + (16 + bits) / g) bits (g = group columns: an f16
-// scale and a bits-wide zero per group), every other tensor (embeddings, norms,
-// the head, linears the groups could not divide) its stored size in the model;
-// bpw = total bits / total weights.
+// Bits per weight of a method candidate: the bytes every weight holds in the
+// quantized model (a QLinear layer: its packed state; any other tensor:
+// embeddings, norms, the head, linears the method could not take, as stored);
+// bpw = 8 * total bytes / total weights.
 //
 // Per candidate: quantize (timed, wall), evaluate with kld_from_saved against
 // the base's top-k logits (DIR/base.lbkld, computed at most once per run), measure tgN
-// tokens/s for GGUF candidates (method candidates run dequantized f32: n/a),
+// tokens/s of the model as evaluated (method candidates run their QLinear layers),
 // then write the row to DIR/cand/<name>.json with the setup it was measured
 // with. A rerun reuses every row whose file holds the same setup key
 // (CompareSetup::key: model path, text sha256, ctx, chunks, protocol, top-k,
-// lowbit version; plus calib, nsamples, seqlen for gptq / awq candidates and
-// tg for the others) and the same candidate; the report marks it "reused".
+// lowbit version, tg; plus calib, nsamples, seqlen for gptq / awq candidates)
+// and the same candidate; the report marks it "reused".
 // A row file that does not parse is an error naming it.
 //
 // Base logits across runs: DIR/base.json records the setup base.lbkld was

@@ -194,14 +194,14 @@ std::string report_markdown(const CompareSetup& s, const std::vector<CompareRow>
   }
   md += "\n";
   md += "- bpw: bits per weight over all weight tensors. GGUF candidates: the file's tensor bytes. "
-        "Method candidates (`<method><bits>g<group>`): each quantized linear costs bits + (16 + bits) / group "
-        "(an f16 scale and a bits-wide zero per group of `group` inputs; group -1 = the whole row), every other "
+        "Method candidates (`<method>[<bits>][g<group>|row]`): the bytes each quantized layer holds in memory "
+        "(codes, scales, zeros, codebooks; `lowbit quantize --list` gives each method's formula), every other "
         "tensor its stored size in the model.\n";
   md += "- PPL ± its standard error; ΔPPL % = (PPL / PPL(base) - 1) × 100; KLD = mean KL divergence from the base "
         "± standard error; top-1 % = positions where both models' most likely token agree.\n";
   md += "- quantize s: wall seconds of the quantization step (plan + GGUF write, or the method in memory).\n";
-  md += "- tg t/s: generation tokens/s of the GGUF candidate. Method candidates are evaluated in memory with "
-        "dequantized f32 weights, so their speed says nothing about the quantized format: n/a.\n";
+  md += "- tg t/s: generation tokens/s, the model as evaluated: GGUF candidates loaded from their file, method "
+        "candidates with their quantized layers in memory (their kernels, not dequantized f32 weights).\n";
   md += "- reused: read back from DIR/cand/<name>.json of an earlier run with the same setup.\n";
   md += fmt::format(
       "- pareto.svg: bpw against {0} (log scale; `--y {1}`). Rows with {0} <= 0 have no place on a log axis: they are "

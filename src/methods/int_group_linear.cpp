@@ -56,8 +56,19 @@ void IntGroupLinear::row_to_f32(int64_t r, float* dst) const {
   if (g_idx_.empty()) {
     for (int64_t g = 0; g < n_groups_; ++g) {
       const float s = f16_to_f32(sc[g]);
-      const int z = ze[g];
-      for (int64_t i = g * group_cols_; i < (g + 1) * group_cols_; ++i) dst[i] = s * float(code(i) - z);
+      const int z = ze[g];  // s * (q - z), as IntGroupQuant::dequantize rounds it
+      const int64_t i0 = g * group_cols_, i1 = i0 + group_cols_;
+      if (bits == 8) {
+        for (int64_t i = i0; i < i1; ++i) dst[i] = s * float(int(row[i]) - z);
+      } else if (bits == 4 && i0 % 2 == 0 && i1 % 2 == 0) {  // two codes per byte, even input in the low nibble
+        for (int64_t i = i0; i < i1; i += 2) {
+          const uint8_t b = row[i >> 1];
+          dst[i] = s * float(int(b & 15) - z);
+          dst[i + 1] = s * float(int(b >> 4) - z);
+        }
+      } else {
+        for (int64_t i = i0; i < i1; ++i) dst[i] = s * float(code(i) - z);
+      }
     }
   } else {
     for (int64_t i = 0; i < n_in_; ++i) {

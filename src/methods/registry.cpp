@@ -1,5 +1,6 @@
 #include "methods/registry.h"
 
+#include "methods/bnb4.h"
 #include "methods/int_group_quantizers.h"
 #include "methods/kmeans.h"
 #include "methods/llm_int8.h"
@@ -12,6 +13,8 @@ std::vector<std::unique_ptr<Quantizer>> make_registered_quantizers() {
   r.push_back(make_rtn_quantizer());
   r.push_back(make_gptq_quantizer());
   r.push_back(make_awq_quantizer());
+  r.push_back(make_nf4_quantizer());
+  r.push_back(make_fp4_quantizer());
   r.push_back(make_kmeans_quantizer());
   r.push_back(make_llm_int8_quantizer());
   r.push_back(make_w8a8_quantizer());

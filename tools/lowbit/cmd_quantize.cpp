@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "commands.h"
@@ -25,6 +26,7 @@
 #include "formats/format.h"
 #include "lowbit/error.h"
 #include "methods/quantizer.h"
+#include "methods/w8a8.h"
 #include "quant/gguf_export.h"
 #include "quant/method_quantize.h"
 #include "quant/recipe.h"
@@ -72,6 +74,22 @@ void print_quantized_summary(const Model& m, const QuantizeReport& rep) {
              rep.quantized.size(), rep.seconds, rep.skipped.size(), q_weights ? 8.0 * double(q_bytes) / double(q_weights) : 0.0,
              double(bytes) / (1 << 20), m.n_params() ? 8.0 * double(bytes) / double(m.n_params()) : 0.0);
   for (const std::string& s : rep.skipped) fmt::print("  not quantized: {}\n", s);
+}
+
+// LLM.int8(): the share of input columns each layer routed through f32 during the run.
+void print_outlier_shares(const Model& m) {
+  std::map<int, std::pair<uint64_t, uint64_t>> per_layer;  // layer -> (outlier columns, columns seen)
+  for (const auto& [name, v] : m.weights) {
+    const auto* q = dynamic_cast<const Int8Linear*>(v.qlinear);
+    if (!q || q->mode() != Int8Mode::LlmInt8 || !name.starts_with("blk.")) continue;
+    auto& [outliers, seen] = per_layer[std::stoi(name.substr(4))];
+    outliers += q->outlier_columns();
+    seen += q->calls() * uint64_t(q->n_in());
+  }
+  if (per_layer.empty()) return;
+  fmt::print("LLM.int8() outlier input columns (|x| >= threshold, routed through f32), share per layer:\n");
+  for (const auto& [layer, c] : per_layer)
+    fmt::print("  layer {:>3}: {:.3f} %\n", layer, c.second ? 100.0 * double(c.first) / double(c.second) : 0.0);
 }
 
 }  // namespace
@@ -210,7 +228,10 @@ void register_quantize(CLI::App& app) {
       for (const std::string& n : rep.notes) fmt::print("  {}\n", n);
       print_quantized_summary(*model, rep);
       if (!out_path.empty()) fmt::print("wrote {}\n", out_path);
-      if (!ppl_text.empty()) report_ppl(*model);
+      if (!ppl_text.empty()) {
+        report_ppl(*model);
+        print_outlier_shares(*model);
+      }
       return;
     }
     if (gguf && !int_groups)
