@@ -49,12 +49,19 @@ class IntGroupQuantizer : public Quantizer {
     if (cfg.group_size == 0 || cfg.group_size < -1)
       fail("group_size", fmt::format("{} is not a group size", cfg.group_size), "a column count (32, 64, 128) or -1 for one group per row");
   }
+  // The group must divide the inputs, and the HF layout must pack the widths
+  // into 32-bit words (GPTQ: codes along the inputs, zeros along the outputs;
+  // AWQ: 8 outputs per word), so the quantized model can always be written.
   bool fits(const QuantConfig& cfg, int64_t n_out, int64_t n_in, std::string* why) const override {
-    if (cfg.group_size > 0 && n_in % cfg.group_size != 0) {
-      if (why) *why = fmt::format("group size {} does not divide its {} inputs", cfg.group_size, n_in);
-      return false;
-    }
-    return true;
+    std::string reason;
+    if (cfg.group_size > 0 && n_in % cfg.group_size != 0)
+      reason = fmt::format("group size {} does not divide its {} inputs", cfg.group_size, n_in);
+    else if (name_ == "awq" && n_out % 8 != 0)
+      reason = fmt::format("AWQ's layout packs 8 outputs per word; {} outputs do not", n_out);
+    else if (name_ != "awq" && (!gptq_packable(n_in, cfg.bits) || !gptq_packable(n_out, cfg.bits)))
+      reason = fmt::format("the GPTQ layout cannot pack {}-bit codes of [{}, {}] into 32-bit words", cfg.bits, n_out, n_in);
+    if (why) *why = reason;
+    return reason.empty();
   }
   double bits_per_weight(const QuantConfig& cfg, int64_t n_out, int64_t n_in) const override {
     const double g = cfg.group_size < 0 ? double(n_in) : double(cfg.group_size);
