@@ -97,7 +97,7 @@ TEST_P(EveryMethod, WritesItsLayoutAndLoadsTheSameModelBack) {
   const std::vector<float> la = logits_of(*m, ids), lb = logits_of(*loaded, ids);
   ASSERT_EQ(la.size(), lb.size());
   const bool act = m->weight(rep.quantized.front()).qlinear->quantizes_activations();
-  for (size_t i = 0; i < la.size(); ++i) ASSERT_NEAR(la[i], lb[i], act ? 0.3 : 0.02) << i;
+  for (size_t i = 0; i < la.size(); ++i) ASSERT_NEAR(la[i], lb[i], act ? 0.5 : 0.02) << i;
 
   // Quality: near the original.
   const std::string text = read_text_file(test::shared("text/tinystories_val.txt")).substr(0, 40000);
