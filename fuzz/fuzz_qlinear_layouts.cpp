@@ -41,7 +41,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const int64_t kDims[] = {32, 64, 128, 96};
   const int64_t n_out = kDims[r.byte() % 4], n_in = kDims[r.byte() % 4];
   if (!expect_ok_or_error([&] { q.validate(cfg); })) return 0;
-  if (!q.fits(cfg, n_out, n_in, nullptr) || q.needs_calibration()) return 0;
+  if (!q.fits(cfg, n_out, n_in, nullptr) || !q.layout_fits(cfg, n_out, n_in, nullptr) || q.needs_calibration()) return 0;
 
   // A valid module of this shape: W[o, i] = sin(o * 0.37 + i * 0.11).
   std::vector<float> W(size_t(n_out * n_in));

@@ -49,15 +49,17 @@ class IntGroupQuantizer : public Quantizer {
     if (cfg.group_size == 0 || cfg.group_size < -1)
       fail("group_size", fmt::format("{} is not a group size", cfg.group_size), "a column count (32, 64, 128) or -1 for one group per row");
   }
-  // The group must divide the inputs, and the HF layout must pack the widths
-  // into 32-bit words (GPTQ: codes along the inputs, zeros along the outputs;
-  // AWQ: 8 outputs per word), so the quantized model can always be written.
   bool fits(const QuantConfig& cfg, int64_t n_out, int64_t n_in, std::string* why) const override {
+    if (cfg.group_size <= 0 || n_in % cfg.group_size == 0) return true;
+    if (why) *why = fmt::format("group size {} does not divide its {} inputs", cfg.group_size, n_in);
+    return false;
+  }
+  // The HF layouts pack widths into 32-bit words (GPTQ: codes along the inputs,
+  // zeros along the outputs; AWQ: 8 outputs per word).
+  bool layout_fits(const QuantConfig& cfg, int64_t n_out, int64_t n_in, std::string* why) const override {
     std::string reason;
-    if (cfg.group_size > 0 && n_in % cfg.group_size != 0)
-      reason = fmt::format("group size {} does not divide its {} inputs", cfg.group_size, n_in);
-    else if (name_ == "awq" && n_out % 8 != 0)
-      reason = fmt::format("AWQ's layout packs 8 outputs per word; {} outputs do not", n_out);
+    if (name_ == "awq" && (n_out % 8 != 0 || cfg.bits != 4))
+      reason = fmt::format("AWQ's layout packs 8 4-bit outputs per word; {} outputs at {} bits do not", n_out, cfg.bits);
     else if (name_ != "awq" && (!gptq_packable(n_in, cfg.bits) || !gptq_packable(n_out, cfg.bits)))
       reason = fmt::format("the GPTQ layout cannot pack {}-bit codes of [{}, {}] into 32-bit words", cfg.bits, n_out, n_in);
     if (why) *why = reason;
@@ -99,12 +101,15 @@ class IntGroupQuantizer : public Quantizer {
       if (!is_block_linear(name)) continue;
       std::string why;
       if (is_skipped_module(cfg, name)) rep.skipped.push_back(name + ": in skip_modules");
-      else if (!fits(cfg, v.shape.at(0), v.shape.at(1), &why)) rep.skipped.push_back(fmt::format("{} {}: {}", name, v.shape_str(), why));
+      else if (!fits(cfg, v.shape.at(0), v.shape.at(1), &why) ||
+               (ctx.hf_layout && !layout_fits(cfg, v.shape.at(0), v.shape.at(1), &why)))
+        rep.skipped.push_back(fmt::format("{} {}: {}", name, v.shape_str(), why));
     }
     for (const std::string& s : rep.skipped) log_warn(fmt::format("{}: left unquantized ({})", name_, s));
     const TargetOf target = [&](const std::string& name) -> std::optional<GptqTarget> {
       const TensorView* v = m.find_weight(name);
-      if (!v || !is_block_linear(name) || is_skipped_module(cfg, name) || !fits(cfg, v->shape[0], v->shape[1], nullptr))
+      if (!v || !is_block_linear(name) || is_skipped_module(cfg, name) || !fits(cfg, v->shape[0], v->shape[1], nullptr) ||
+          (ctx.hf_layout && !layout_fits(cfg, v->shape[0], v->shape[1], nullptr)))
         return std::nullopt;
       GptqTarget t;
       t.ints = spec;

@@ -48,7 +48,8 @@ QuantizeReport Quantizer::quantize_model(Model& m, const QuantConfig& cfg, const
     std::string why;
     if (is_skipped_module(cfg, name))
       rep.skipped.push_back(name + ": in skip_modules");
-    else if (v.shape.size() != 2 || !fits(cfg, v.shape[0], v.shape[1], &why))
+    else if (v.shape.size() != 2 || !fits(cfg, v.shape[0], v.shape[1], &why) ||
+             (ctx.hf_layout && !layout_fits(cfg, v.shape[0], v.shape[1], &why)))
       rep.skipped.push_back(fmt::format("{} {}: {}", name, v.shape_str(), why));
     else
       names.push_back(name);

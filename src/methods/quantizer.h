@@ -27,6 +27,7 @@ namespace lowbit {
 struct QuantizeContext {
   const CalibrationSet* calib = nullptr;  // windows for methods that need them, else nullptr
   int threads = 0;                        // <= 0: all cores; results identical at any count
+  bool hf_layout = false;                 // the result will be written: skip linears the HF layout cannot store
 };
 
 struct QuantizeReport {
@@ -71,6 +72,9 @@ class Quantizer {
   // Whether a [n_out, n_in] linear can take cfg (e.g. the group size divides n_in);
   // when not, *why says so and quantize_model leaves it as it was, named in the report.
   virtual bool fits(const QuantConfig& cfg, int64_t n_out, int64_t n_in, std::string* why) const { return true; }
+  // Whether the method's Hugging Face layout can store such a linear (e.g. GPTQ
+  // packs codes and zeros into 32-bit words); checked when ctx.hf_layout is set.
+  virtual bool layout_fits(const QuantConfig& cfg, int64_t n_out, int64_t n_in, std::string* why) const { return true; }
 
   // Quantizes one linear W [n_out, n_in] (f32, row-major). importance: [n_in]
   // per-input-column weights (mean x², e.g. an imatrix entry) or nullptr.

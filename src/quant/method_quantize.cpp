@@ -163,6 +163,7 @@ QuantizeReport quantize_with_registry(Model& m, const QuantConfig& cfg, const Ca
   q.validate(cfg);
   QuantizeContext ctx;
   ctx.threads = threads;
+  ctx.hf_layout = !out_dir.empty();
   std::optional<CalibrationSet> windows;
   if (q.needs_calibration()) {
     if (calib.path.empty())
