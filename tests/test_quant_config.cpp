@@ -102,6 +102,9 @@ TEST(QuantConfig, GptqAwqHqqLowbit) {
   const QuantConfig h2 = quant_config_from_json(quant_config_to_json(h), "round trip");
   EXPECT_EQ(h2.bits, 3);
   EXPECT_EQ(h2.axis, 0);
+  // hqq writes group_size null for "the whole axis".
+  EXPECT_EQ(quant_config_from_json(json::parse(R"({"quant_method": "hqq", "quant_config": {"weight_quant_params":
+                                       {"nbits": 4, "group_size": null, "axis": 1}}})"), "q").group_size, -1);
 
   QuantConfig k;
   k.method = "kmeans";

@@ -114,7 +114,9 @@ INSTANTIATE_TEST_SUITE_P(Registry, EveryMethod,
                                            Case{"nf4", 4, 64, false, 1.10}, Case{"nf4", 4, 64, true, 1.10},
                                            Case{"fp4", 4, 64, false, 1.5}, Case{"kmeans", 4, -1, false, 1.15},
                                            Case{"kmeans", 3, -1, false, 1.60}, Case{"llm.int8", 8, -1, false, 1.01},
-                                           Case{"w8a8", 8, -1, false, 1.01}, Case{"w4a8", 4, -1, false, 1.30}),
+                                           Case{"w8a8", 8, -1, false, 1.01}, Case{"w4a8", 4, -1, false, 1.30},
+                                           Case{"hqq", 4, 64, false, 1.20}, Case{"hqq", 3, 32, false, 1.50},
+                                           Case{"hqq", 2, 16, false, 12.0}),
                          [](const auto& info) {
                            std::string n = info.param.method + std::to_string(info.param.bits) + (info.param.dq ? "dq" : "");
                            for (char& ch : n)

@@ -64,6 +64,7 @@ class Fields {
         fail(where_, fmt::format("unknown field '{}' in a {} quantization config", it.key(), method), "known fields: " + known);
   }
   const std::string& where() const { return where_; }
+  bool is_null(const std::string& key) const { return j_.contains(key) && j_[key].is_null(); }
 
  private:
   const json& j_;
@@ -138,6 +139,8 @@ QuantConfig from_gptq_awq(Fields& f, const std::string& qm) {
   return c;
 }
 
+bool f_has_null(const Fields& f, const std::string& key) { return f.is_null(key); }
+
 QuantConfig from_hqq(Fields& f) {
   QuantConfig c;
   c.method = "hqq";
@@ -147,11 +150,13 @@ QuantConfig from_hqq(Fields& f) {
     json w = qc.contains("weight_quant_params") ? qc["weight_quant_params"] : qc;
     Fields g(w, f.where() + ": quant_config.weight_quant_params");
     g.get("nbits", c.bits);
+    if (w.contains("group_size") && w["group_size"].is_null()) c.group_size = -1;  // hqq: null = the whole axis
     g.get("group_size", c.group_size);
     g.get("axis", c.axis);
     g.rest_to(c.extra);
   }
   f.get("nbits", c.bits);
+  if (f_has_null(f, "group_size")) c.group_size = -1;
   f.get("group_size", c.group_size);
   f.get("axis", c.axis);
   f.get("skip_modules", c.skip_modules);

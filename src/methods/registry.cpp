@@ -1,6 +1,7 @@
 #include "methods/registry.h"
 
 #include "methods/bnb4.h"
+#include "methods/hqq.h"
 #include "methods/int_group_quantizers.h"
 #include "methods/kmeans.h"
 #include "methods/llm_int8.h"
@@ -15,6 +16,7 @@ std::vector<std::unique_ptr<Quantizer>> make_registered_quantizers() {
   r.push_back(make_awq_quantizer());
   r.push_back(make_nf4_quantizer());
   r.push_back(make_fp4_quantizer());
+  r.push_back(make_hqq_quantizer());
   r.push_back(make_kmeans_quantizer());
   r.push_back(make_llm_int8_quantizer());
   r.push_back(make_w8a8_quantizer());
