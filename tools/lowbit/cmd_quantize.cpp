@@ -220,7 +220,9 @@ void register_quantize(CLI::App& app) {
     LoadOptions lo;
     lo.tokenizer_path = tokenizer_path;
     auto model = load_model(model_path, lo);
-    if (!gguf && !int_groups) {
+    // The registry runs every method in memory and writes its layout; rtn / gptq / awq
+    // folders keep the GPTQ / AWQ writer, which leaves unpackable kinds in f16.
+    if (!gguf && (!int_groups || out_path.empty())) {
       if (!ro.type.empty()) fail("quantize", "--type applies to GGUF output", "name the output FILE.gguf, or drop --type for an HF folder");
       fmt::print("method    {} ({}) -> {}\n", cfg.method, cfg.describe(), out_path.empty() ? "memory" : out_path);
       if (dry_run) return;
