@@ -3,7 +3,8 @@
 # stories260K (issue 5's comparisons), by perplexity on the first N windows of
 # TinyStories validation text (llama.cpp protocol, ctx 128), in memory.
 # ffn_down (172 inputs) is left unquantized for every row, so that groups of 32
-# and 64 apply to the same tensors everywhere.
+# and 64 apply to the same tensors everywhere. "init only": HQQ's min/max start
+# (float zero) without the half-quadratic solver, to separate the two.
 # Usage: dev/calibration_free_table.sh [LOWBIT] [CHUNKS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,8 +32,11 @@ ppl "fp4 b64" --method fp4
 for b in 4 3 2; do
   for g in 64 32; do
     ppl "rtn int$b g$g asym" --method rtn --bits $b --group-size $g
+    ppl "hqq $b-bit g$g, init only (no solver)" --method hqq --bits $b --group-size $g --set optimize=false
     ppl "hqq $b-bit g$g" --method hqq --bits $b --group-size $g
   done
+  ppl "hqq $b-bit g64 axis 0, init only" --method hqq --bits $b --group-size 64 --axis 0 --set optimize=false
+  ppl "hqq $b-bit g64 axis 0 (hqq's default axis)" --method hqq --bits $b --group-size 64 --axis 0
 done
 for b in 4 3; do
   ppl "rtn int$b row asym" --method rtn --bits $b --group-size -1

@@ -24,10 +24,11 @@ build/lowbit quantize --list | head -16
 # HQQ; bitsandbytes NF4 / FP4 (+ double quant); k-means codebooks; LLM.int8(),
 # W8A8 and W4A8 (int8 activations). "row" = one group per row; g32 = groups of
 # 32 (stories260K's rows are 64 and 172 wide: 172-wide rows stay unquantized
-# with g32, as the note column says). rtnNg32 is HQQ's baseline at equal groups.
+# with g32, as the note column says). rtnNg32 is HQQ's baseline at equal groups;
+# hqqNg64a0 groups along the output axis (hqq's own default), which fits all rows.
 CANDIDATES=Q8_0,Q4_K_M,Q3_K_M,Q2_K,rtn8row,gptq8row,hqq8g64,llm.int8,w8a8
 CANDIDATES+=,nf4,nf4dq,fp4,w4a8row
-for b in 4 3 2; do CANDIDATES+=",rtn${b}row,gptq${b}row,awq${b}row,hqq${b}g32,rtn${b}g32,kmeans${b}row"; done
+for b in 4 3 2; do CANDIDATES+=",rtn${b}row,gptq${b}row,awq${b}row,hqq${b}g32,rtn${b}g32,hqq${b}g64a0,kmeans${b}row"; done
 
 echo; echo "== lowbit compare: $(tr ',' '\n' <<<"$CANDIDATES" | wc -l) candidates"
 build/lowbit compare "$M" -f $S/text/tinystories_val.txt -c 128 --chunks 150 \

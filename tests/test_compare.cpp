@@ -153,6 +153,11 @@ TEST(Compare, CandidateSyntax) {
   c = parse_candidate("w8a8");
   EXPECT_EQ(c.method, "w8a8");
   EXPECT_EQ(c.cfg.bits, 8);
+  c = parse_candidate("hqq2g64a0");
+  EXPECT_EQ(c.method, "hqq");
+  EXPECT_EQ(c.cfg.bits, 2);
+  EXPECT_EQ(c.cfg.group_size, 64);
+  EXPECT_EQ(c.cfg.axis, 0);
   c = parse_candidate("llm.int8");
   EXPECT_EQ(c.method, "llm.int8");
   EXPECT_FALSE(c.needs_calib());

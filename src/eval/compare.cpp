@@ -42,8 +42,8 @@ std::string method_names() {
 
 std::string syntax_hint() {
   return "a candidate is base, a GGUF type (" + recipe_type_names() +
-         ") or <method>[<bits>][g<group>|row][sym][dq] with a method of `lowbit quantize --list` (" + method_names() +
-         "): rtn4g64, gptq3g-1, gptq3row, awq4g128sym, hqq3g64, kmeans4row, nf4, nf4dq, fp4, llm.int8, w8a8, w4a8row";
+         ") or <method>[<bits>][g<group>|row][a<axis>][sym][dq] with a method of `lowbit quantize --list` (" + method_names() +
+         "): rtn4g64, gptq3g-1, gptq3row, awq4g128sym, hqq3g64, hqq2g64a0, kmeans4row, nf4, nf4dq, fp4, llm.int8, w8a8, w4a8row";
 }
 
 // The llama.cpp mix names, read from recipe_type_names() ("Q2_K Q3_K_S ... (mixes), or one format: ...").
@@ -90,7 +90,7 @@ Candidate parse_candidate(const std::string& s) {
   // A registry method, longest name first ("w4a8" before "w"), then its knobs.
   std::vector<const Quantizer*> methods = all_quantizers();
   std::sort(methods.begin(), methods.end(), [](const Quantizer* a, const Quantizer* b) { return a->name().size() > b->name().size(); });
-  static const std::regex knobs_re("(\\d+)?(?:g(-?\\d+)|(row))?(sym)?(dq)?");
+  static const std::regex knobs_re("(\\d+)?(?:g(-?\\d+)|(row))?(?:a([01]))?(sym)?(dq)?");
   for (const Quantizer* q : methods) {
     if (!s.starts_with(q->name())) continue;
     std::smatch m;
@@ -112,8 +112,9 @@ Candidate parse_candidate(const std::string& s) {
       if (c.cfg.group_size == 0 || c.cfg.group_size < -1)
         fail(where, "group size " + g + " must be positive or -1 (one group per row)", syntax_hint());
     }
-    c.cfg.sym = c.cfg.sym || m[4].matched;
-    c.cfg.double_quant = m[5].matched;
+    if (m[4].matched) c.cfg.axis = std::stoi(m[4].str());
+    c.cfg.sym = c.cfg.sym || m[5].matched;
+    c.cfg.double_quant = m[6].matched;
     try {
       q->validate(c.cfg);
     } catch (const Error& e) {

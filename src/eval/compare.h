@@ -10,14 +10,15 @@
 //                        quantizable matrix in that format). A name that is both a
 //                        format and a mix (q8_0 / Q8_0, q6_K / Q6_K) is the pure format
 //                        in ggml's lower-case spelling and the mix in upper case.
-//   <method>[<bits>][g<group>|row][sym][dq]
+//   <method>[<bits>][g<group>|row][a<axis>][sym][dq]
 //                        a method of the registry (methods/quantizer.h, `lowbit
 //                        quantize --list`) run in memory on a fresh copy of the model
 //                        (quant/method_quantize.h quantize_with_registry): the method's
 //                        default config with the bits, group (a column count, -1 or
-//                        "row": one group per row), "sym" (symmetric groups) and "dq"
+//                        "row": one group per row), the axis groups run along (a0, a1:
+//                        HQQ), "sym" (symmetric groups) and "dq"
 //                        (double quantization) the name gives. rtn4g64, gptq3g-1 (=
-//                        gptq3row), awq4g128sym, hqq3g64, kmeans4row, nf4, nf4dq,
+//                        gptq3row), awq4g128sym, hqq3g64, hqq2g64a0, kmeans4row, nf4, nf4dq,
 //                        llm.int8, w8a8, w4a8row. Methods that need calibration (gptq,
 //                        awq) need calibration text (CompareOptions::calib).
 // Names must be unique and made of [A-Za-z0-9_.-] (they name files).
