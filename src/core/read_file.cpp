@@ -23,4 +23,13 @@ std::string read_text_file(const std::string& path, size_t max_bytes) {
   return data;
 }
 
+nlohmann::json read_json_file(const std::string& path) {
+  const std::string text = read_text_file(path, size_t(64) << 20);
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    fail(path, std::string("not valid JSON: ") + e.what(), "the file is corrupt or truncated");
+  }
+}
+
 }  // namespace lowbit

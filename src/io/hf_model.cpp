@@ -20,6 +20,7 @@
 #include "methods/quantizer.h"
 #include "io/safetensors.h"
 #include "core/json_brief.h"
+#include "core/read_file.h"
 #include "lowbit/error.h"
 
 namespace lowbit {
@@ -113,17 +114,6 @@ std::string expand_pattern(std::string_view pattern, int layer) {
 
 // ---------------------------------------------------------------- config.json
 
-json read_json_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, "cannot open", "a Hugging Face model folder has a config.json");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  try {
-    return json::parse(ss.str());
-  } catch (const json::exception& e) {
-    fail(path, std::string("not valid JSON: ") + e.what(), "the file is corrupt or truncated");
-  }
-}
 
 // Typed access to the keys of one JSON object; errors name the file and the key.
 class Fields {

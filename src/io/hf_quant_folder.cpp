@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "io/hf_model.h"
 #include "io/safetensors_writer.h"
+#include "core/read_file.h"
 #include "lowbit/error.h"
 
 namespace lowbit {
@@ -60,17 +61,6 @@ std::string hf_source_dir(const Model& m) {
   return fs::is_regular_file(p / "config.json") ? p.string() : "";
 }
 
-json read_json(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, "cannot open");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  try {
-    return json::parse(ss.str());
-  } catch (const json::exception& e) {
-    fail(path, std::string("not valid JSON: ") + e.what(), "the file is corrupt or truncated");
-  }
-}
 
 void write_text_file(const fs::path& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
@@ -205,7 +195,7 @@ void write_hf_folder(const Model& m, const HfFolderSpec& spec, const std::string
     w.finish();
 
     // ---- config.json, quantize_config.json
-    json config = src_dir.empty() ? generated_config(c) : read_json((fs::path(src_dir) / "config.json").string());
+    json config = src_dir.empty() ? generated_config(c) : read_json_file((fs::path(src_dir) / "config.json").string());
     config["torch_dtype"] = "float16";
     config["quantization_config"] = spec.quantization_config;
     write_text_file(tmp / "config.json", config.dump(2) + "\n");

@@ -12,6 +12,7 @@
 
 #include "core/log.h"
 #include "core/json_brief.h"
+#include "core/read_file.h"
 #include "lowbit/error.h"
 
 namespace lowbit {
@@ -34,18 +35,6 @@ constexpr DTypeName kDTypeNames[] = {
     {DType::U8, "U8"},   {DType::BOOL, "BOOL"},
 };
 
-// A small JSON file (an index), parsed; errors name the file.
-json read_json_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, "cannot open", "check the path and permissions");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  try {
-    return json::parse(ss.str());
-  } catch (const json::exception& e) {
-    fail(path, std::string("not valid JSON: ") + e.what(), "the file is corrupt or truncated");
-  }
-}
 
 uint64_t read_le64(const uint8_t* p) {
   uint64_t v = 0;

@@ -34,13 +34,6 @@
 namespace lowbit::cli {
 namespace {
 
-nlohmann::json read_json(const std::string& path) {
-  try {
-    return nlohmann::json::parse(read_text_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    fail(path, std::string("not valid JSON: ") + e.what(), "pass a quantization_config object, e.g. {\"quant_method\": \"bitsandbytes\", ...}");
-  }
-}
 
 void print_quantize_list() {
   fmt::print("methods (lowbit quantize MODEL --method NAME; bits per weight of a 4096 x 4096 linear at the defaults)\n");
@@ -188,7 +181,7 @@ void register_quantize(CLI::App& app) {
     QuantConfig cfg;
     if (!config_path.empty()) {
       if (*method_opt) fail("--method", "given together with --config", "the config names its method (quant_method)");
-      cfg = quant_config_from_json(read_json(config_path), config_path);
+      cfg = quant_config_from_json(read_json_file(config_path), config_path);
     } else {
       cfg = find_quantizer(method.empty() ? "rtn" : method).default_config();
     }
