@@ -41,7 +41,11 @@ struct TensorView {
     for (int64_t d : shape) n *= d;
     return n;
   }
-  int64_t rows() const { return shape.empty() ? 1 : numel() / shape.back(); }
+  int64_t rows() const {  // product of all dims but the last (1 for a scalar); well defined when a dim is 0
+    int64_t r = 1;
+    for (size_t i = 0; i + 1 < shape.size(); ++i) r *= shape[i];
+    return r;
+  }
   int64_t cols() const { return shape.empty() ? 1 : shape.back(); }
   std::string shape_str() const;  // "[172, 64]"
   std::string type_name() const;  // dtype name, or the format's ("q4_K") when QUANT

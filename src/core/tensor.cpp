@@ -66,6 +66,7 @@ void quant_to_f32(const TensorView& t, int64_t offset, int64_t n, float* out) {
 }  // namespace
 
 void to_f32(const TensorView& t, int64_t offset, int64_t n, float* out) {
+  if (n == 0) return;  // nothing to expand (out and t.data may both be null)
   if (t.dtype == DType::QUANT) return quant_to_f32(t, offset, n, out);
   if (t.dtype == DType::QLINEAR) {
     const int64_t cols = t.cols();
