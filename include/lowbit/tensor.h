@@ -17,6 +17,7 @@ namespace lowbit {
 enum class DType : uint8_t { F32, F16, BF16, F64, I8, I16, I32, I64, U8, BOOL, QUANT, QLINEAR };
 
 class QLinear;  // model/qlinear.h
+struct PackedWeights;  // model/packed_weights.h
 
 // Format ids equal ggml's type ids; defined in src/formats/format.h.
 enum class FormatId : uint32_t;
@@ -35,6 +36,9 @@ struct TensorView {
   size_t nbytes = 0;
   FormatId format{};  // block layout when dtype == QUANT (rows are cut into blocks along the last dim)
   const QLinear* qlinear = nullptr;  // dtype == QLINEAR: the layer (owned by the Model); data is unused
+  // QUANT: an interleaved copy of `data` that matmul reads instead (owned by the
+  // Model, model/packed_weights.h); used only while its source is this view's data.
+  const PackedWeights* packed = nullptr;
 
   int64_t numel() const {
     int64_t n = 1;

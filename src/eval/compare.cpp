@@ -414,7 +414,9 @@ CompareResult run_compare(const std::vector<Candidate>& candidates, const Compar
         row.note = fmt::format("{} tensors fell back to another format (lowbit quantize --dry-run lists them)",
                                n_fallback);
       if (!plan.warning.empty()) row.note += (row.note.empty() ? "" : "; ") + std::string("requantized");
-      owned = load_model(gguf, lo);
+      LoadOptions run_lo = lo;
+      run_lo.pack_for_cpu = true;  // as lowbit bench / ppl load it
+      owned = load_model(gguf, run_lo);
       evaluated = owned.get();
     } else {
       row.kind = "method";

@@ -9,6 +9,9 @@ namespace lowbit {
 
 struct LoadOptions {
   std::string tokenizer_path;  // overrides the tokenizer found with the model
+  // Repack weights for this CPU's generation kernels (model/packed_weights.h):
+  // for commands that run the model; costs a copy of the packed tensors.
+  bool pack_for_cpu = false;
 };
 
 // PATH may be: a GGUF file; a Hugging Face folder (config.json + *.safetensors

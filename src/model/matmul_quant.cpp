@@ -28,6 +28,7 @@
 #include "formats/format.h"
 #include "lowbit/error.h"
 #include "model/matmul.h"
+#include "model/packed_weights.h"
 
 namespace lowbit {
 
@@ -47,6 +48,9 @@ uint8_t* activation_buffer(size_t n) {
 }  // namespace
 
 void matmul_quant(const TensorView& W, const float* X, int n_tok, float* Y, int nt) {
+  if (W.packed && W.packed->source == W.data && W.packed->format == W.format && W.packed->n_out == W.shape[0] &&
+      W.packed->n_in == W.shape[1])
+    return matmul_packed(*W.packed, X, n_tok, Y, nt);
   const FormatTraits& wf = format_traits(W.format);
   const FormatTraits& af = format_traits(wf.dot_with);
   const int64_t n_out = W.shape[0], n_in = W.shape[1];

@@ -24,6 +24,7 @@ struct Model {
   std::vector<std::vector<float>> owned;              // converted tensors (e.g. GPT-2 Conv1D transposed)
   std::map<std::string, std::string> metadata;        // printable key/values from the file
   std::vector<std::shared_ptr<const QLinear>> qlinears;  // layers behind QLINEAR views (model/qlinear.h)
+  std::vector<std::shared_ptr<const PackedWeights>> packed;  // behind TensorView::packed (model/packed_weights.h)
 
   // Replaces (or adds) weight `name` by a QLINEAR view of `q`, which the model keeps.
   void set_qlinear(const std::string& name, std::shared_ptr<const QLinear> q);

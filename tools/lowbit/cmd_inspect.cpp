@@ -15,6 +15,7 @@ void register_inspect(CLI::App& app) {
   static ModelArgs a;
   add_model_args(cmd, a, /*with_threads=*/false);
   cmd->callback([] {
+    a.pack_for_cpu = false;  // nothing runs
     auto m = open_model(a);
     const ModelConfig& c = m->config;
     uint64_t bytes = 0;

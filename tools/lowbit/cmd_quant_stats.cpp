@@ -42,6 +42,7 @@ void register_quant_stats(CLI::App& app) {
     if (sort != "rmse" && sort != "name") fail("--sort", fmt::format("'{}' is not rmse or name", sort));
     if (top < 0) fail("--top", "must be >= 0");
     ModelArgs a;
+    a.pack_for_cpu = false;  // weights are compared, not run
     a.path = models[0];
     auto source = open_model(a);
     a.path = models[1];

@@ -16,6 +16,7 @@ void add_model_args(CLI::App* cmd, ModelArgs& a, bool with_threads) {
 std::unique_ptr<Model> open_model(const ModelArgs& a) {
   LoadOptions opts;
   opts.tokenizer_path = a.tokenizer;
+  opts.pack_for_cpu = a.pack_for_cpu;
   return load_model(a.path, opts);
 }
 

@@ -12,6 +12,7 @@ struct ModelArgs {
   std::string path;
   std::string tokenizer;
   int threads = 0;
+  bool pack_for_cpu = true;  // commands that only read weights (inspect, quant-stats) turn it off
 };
 
 // Adds MODEL (positional), --tokenizer and -t/--threads to a subcommand.

@@ -1,0 +1,123 @@
+// Packing at load time and the matmul over packed weights (packed_weights.h).
+#include "model/packed_weights.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include "core/half.h"
+#include "kernels/dispatch.h"
+#include "kernels/packed_q4_0x8.h"
+#include "lowbit/error.h"
+#include "model/matmul.h"
+
+namespace lowbit {
+
+namespace {
+
+constexpr int64_t kGroupsPerTask = 2;            // 16 rows per OpenMP task, as matmul_quant's tiles
+constexpr int64_t kParallelMinBytes = 1 << 16;   // smaller weights run on the calling thread
+
+bool packing_enabled() {
+  static const bool on = [] {
+    const char* env = std::getenv("LOWBIT_PACK");
+    return !(env && std::strcmp(env, "0") == 0) && active_isa() >= IsaLevel::Avx2;
+  }();
+  return on;
+}
+
+// The activation side of one product: X rows as q8_0 plus per-block f32 scales
+// and 8 * sum(q) (packed_q4_0x8.h Q8RowSums), in per-thread buffers reused across calls.
+struct QuantizedActivations {
+  std::vector<BlockQ8_0> blocks;
+  std::vector<float> d;
+  std::vector<int32_t> sum8;
+};
+
+QuantizedActivations& activations(int n_tok, int64_t nb) {
+  thread_local QuantizedActivations a;
+  const size_t n = size_t(n_tok) * size_t(nb);
+  if (a.blocks.size() < n) {
+    a.blocks.resize(n);
+    a.d.resize(n);
+    a.sum8.resize(n);
+  }
+  return a;
+}
+
+}  // namespace
+
+bool can_pack(const TensorView& w) {
+  return packing_enabled() && w.dtype == DType::QUANT && w.format == FormatId::Q4_0 && w.shape.size() == 2 &&
+         w.shape[0] % kQ4_0x8Rows == 0 && w.shape[0] > 0 && w.shape[1] % kLegacyBlock == 0 &&
+         w.nbytes >= size_t(w.shape[0]) * row_bytes(FormatId::Q4_0, w.shape[1]);
+}
+
+uint64_t pack_weights_for_cpu(Model& m, int n_threads) {
+  uint64_t packed_bytes = 0;
+  for (auto& [name, view] : m.weights) {
+    if (!can_pack(view)) continue;
+    if (name == "token_embd.weight" && !m.config.tied_embeddings) continue;  // only looked up by row
+    auto p = std::make_shared<PackedWeights>();
+    p->source = view.data;
+    p->format = view.format;
+    p->n_out = view.shape[0];
+    p->n_in = view.shape[1];
+    const size_t row = row_bytes(FormatId::Q4_0, p->n_in);
+    p->bytes.resize(size_t(p->n_out) * row);
+    const int64_t n_groups = p->n_out / kQ4_0x8Rows;
+#pragma omp parallel for num_threads(std::max(1, n_threads)) schedule(static)
+    for (int64_t g = 0; g < n_groups; ++g)
+      pack_q4_0x8(static_cast<const uint8_t*>(view.data) + size_t(g) * kQ4_0x8Rows * row, row, kQ4_0x8Rows,
+                  p->n_in, p->bytes.data() + size_t(g) * kQ4_0x8Rows * row);
+    packed_bytes += p->bytes.size();
+    view.packed = p.get();
+    m.packed.push_back(std::move(p));
+  }
+  return packed_bytes;
+}
+
+void matmul_packed(const PackedWeights& p, const float* X, int n_tok, float* Y, int nt) {
+  LOWBIT_ASSERT(p.layout == PackedWeights::Layout::Q4_0x8);
+  const int64_t n_in = p.n_in, n_out = p.n_out, nb = n_in / kLegacyBlock;
+  const size_t group_bytes = size_t(nb) * sizeof(BlockQ4_0x8);
+  const uint8_t* packed = p.bytes.data();
+  if (n_tok >= kQuantSgemmMinTokens) {
+    return matmul_rows(
+        n_out, n_in,
+        [&](int64_t r, float* dst) {
+          dequantize_q4_0x8_row_avx2(packed + size_t(r / kQ4_0x8Rows) * group_bytes, int(r % kQ4_0x8Rows), dst, n_in);
+        },
+        X, n_tok, Y, nt);
+  }
+  // Activations: q8_0 as matmul_quant quantizes them, then each block's f32 scale and 8 * sum.
+  const FormatTraits& q8 = format_traits(FormatId::Q8_0);
+  QuantizedActivations& a = activations(n_tok, nb);
+  for (int t = 0; t < n_tok; ++t) {
+    BlockQ8_0* blocks = a.blocks.data() + size_t(t) * nb;
+    q8.quantize_row_ref(X + int64_t(t) * n_in, blocks, n_in, nullptr);
+    for (int64_t b = 0; b < nb; ++b) {
+      int32_t s = 0;
+      for (int8_t q : blocks[b].qs) s += q;
+      a.d[size_t(t) * nb + b] = f16_to_f32(blocks[b].d);
+      a.sum8[size_t(t) * nb + b] = 8 * s;
+    }
+  }
+  const int64_t n_groups = n_out / kQ4_0x8Rows;
+  const int64_t n_tasks = (n_groups + kGroupsPerTask - 1) / kGroupsPerTask;
+  const bool parallel = nt > 1 && n_tasks > 1 && int64_t(group_bytes) * n_groups * n_tok >= kParallelMinBytes;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (parallel)
+  for (int64_t task = 0; task < n_tasks; ++task) {
+    const int64_t g0 = task * kGroupsPerTask, g1 = std::min(n_groups, g0 + kGroupsPerTask);
+    for (int t = 0; t < n_tok; ++t) {
+      const Q8RowSums y{a.blocks.data() + size_t(t) * nb, a.d.data() + size_t(t) * nb, a.sum8.data() + size_t(t) * nb};
+      for (int64_t g = g0; g < g1; ++g)
+        gemv_q4_0x8_avx2(n_in, packed + size_t(g) * group_bytes, y, Y + int64_t(t) * n_out + g * kQ4_0x8Rows);
+    }
+  }
+}
+
+}  // namespace lowbit
