@@ -60,7 +60,7 @@ std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& op
          "the tokenizer does not belong to this model");
   if (opts.pack_for_cpu)
     if (const uint64_t bytes = pack_weights_for_cpu(*m, omp_get_max_threads()))
-      log_info(fmt::format("{}: repacked {:.1f} MiB of q4_0 weights as q4_0x8 for the generation kernels "
+      log_info(fmt::format("{}: repacked {:.1f} MiB of q4_0 / q8_0 weights 8 rows interleaved for the generation kernels "
                            "(LOWBIT_PACK=0 turns this off)", path, double(bytes) / (1 << 20)));
   return m;
 }

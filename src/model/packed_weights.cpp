@@ -10,7 +10,7 @@
 
 #include "core/half.h"
 #include "kernels/dispatch.h"
-#include "kernels/packed_q4_0x8.h"
+#include "kernels/packed_x8.h"
 #include "lowbit/error.h"
 #include "model/matmul.h"
 
@@ -30,11 +30,12 @@ bool packing_enabled() {
 }
 
 // The activation side of one product: X rows as q8_0 plus per-block f32 scales
-// and 8 * sum(q) (packed_q4_0x8.h Q8RowSums), in per-thread buffers reused across calls.
+// and 8 * sum(q), and |q| (packed_x8.h Q8RowSums), in per-thread buffers reused across calls.
 struct QuantizedActivations {
   std::vector<BlockQ8_0> blocks;
   std::vector<float> d;
   std::vector<int32_t> sum8;
+  std::vector<int8_t> abs_qs;
 };
 
 QuantizedActivations& activations(int n_tok, int64_t nb) {
@@ -44,16 +45,34 @@ QuantizedActivations& activations(int n_tok, int64_t nb) {
     a.blocks.resize(n);
     a.d.resize(n);
     a.sum8.resize(n);
+    a.abs_qs.resize(n * kLegacyBlock);
   }
   return a;
+}
+
+// The kernels of a packed format.
+struct PackedKernels {
+  void (*pack)(const void* src, size_t row_stride, int64_t n_rows, int64_t n_in, void* dst);
+  void (*dequantize_row)(const void* group, int lane, float* dst, int64_t n_in);
+  void (*gemv)(int64_t n_in, const void* group, const Q8RowSums& y, float* out);
+};
+
+const PackedKernels* packed_kernels(FormatId f) {
+  static const PackedKernels q4_0{pack_q4_0x8, dequantize_q4_0x8_row_avx2, gemv_q4_0x8_avx2};
+  static const PackedKernels q8_0{pack_q8_0x8, dequantize_q8_0x8_row_avx2, gemv_q8_0x8_avx2};
+  switch (f) {
+    case FormatId::Q4_0: return &q4_0;
+    case FormatId::Q8_0: return &q8_0;
+    default: return nullptr;
+  }
 }
 
 }  // namespace
 
 bool can_pack(const TensorView& w) {
-  return packing_enabled() && w.dtype == DType::QUANT && w.format == FormatId::Q4_0 && w.shape.size() == 2 &&
-         w.shape[0] % kQ4_0x8Rows == 0 && w.shape[0] > 0 && w.shape[1] % kLegacyBlock == 0 &&
-         w.nbytes >= size_t(w.shape[0]) * row_bytes(FormatId::Q4_0, w.shape[1]);
+  return packing_enabled() && w.dtype == DType::QUANT && packed_kernels(w.format) && w.shape.size() == 2 &&
+         w.shape[0] % kPackedRows == 0 && w.shape[0] > 0 && w.shape[1] % kLegacyBlock == 0 &&
+         w.nbytes >= size_t(w.shape[0]) * row_bytes(w.format, w.shape[1]);
 }
 
 uint64_t pack_weights_for_cpu(Model& m, int n_threads) {
@@ -66,13 +85,14 @@ uint64_t pack_weights_for_cpu(Model& m, int n_threads) {
     p->format = view.format;
     p->n_out = view.shape[0];
     p->n_in = view.shape[1];
-    const size_t row = row_bytes(FormatId::Q4_0, p->n_in);
+    const size_t row = row_bytes(p->format, p->n_in);
+    const PackedKernels& k = *packed_kernels(p->format);
     p->bytes.resize(size_t(p->n_out) * row);
-    const int64_t n_groups = p->n_out / kQ4_0x8Rows;
+    const int64_t n_groups = p->n_out / kPackedRows;
 #pragma omp parallel for num_threads(std::max(1, n_threads)) schedule(static)
     for (int64_t g = 0; g < n_groups; ++g)
-      pack_q4_0x8(static_cast<const uint8_t*>(view.data) + size_t(g) * kQ4_0x8Rows * row, row, kQ4_0x8Rows,
-                  p->n_in, p->bytes.data() + size_t(g) * kQ4_0x8Rows * row);
+      k.pack(static_cast<const uint8_t*>(view.data) + size_t(g) * kPackedRows * row, row, kPackedRows, p->n_in,
+             p->bytes.data() + size_t(g) * kPackedRows * row);
     packed_bytes += p->bytes.size();
     view.packed = p.get();
     m.packed.push_back(std::move(p));
@@ -81,15 +101,16 @@ uint64_t pack_weights_for_cpu(Model& m, int n_threads) {
 }
 
 void matmul_packed(const PackedWeights& p, const float* X, int n_tok, float* Y, int nt) {
-  LOWBIT_ASSERT(p.layout == PackedWeights::Layout::Q4_0x8);
+  const PackedKernels* k = packed_kernels(p.format);
+  LOWBIT_ASSERT(k != nullptr);
   const int64_t n_in = p.n_in, n_out = p.n_out, nb = n_in / kLegacyBlock;
-  const size_t group_bytes = size_t(nb) * sizeof(BlockQ4_0x8);
+  const size_t group_bytes = kPackedRows * row_bytes(p.format, n_in);
   const uint8_t* packed = p.bytes.data();
   if (n_tok >= kQuantSgemmMinTokens) {
     return matmul_rows(
         n_out, n_in,
         [&](int64_t r, float* dst) {
-          dequantize_q4_0x8_row_avx2(packed + size_t(r / kQ4_0x8Rows) * group_bytes, int(r % kQ4_0x8Rows), dst, n_in);
+          k->dequantize_row(packed + size_t(r / kPackedRows) * group_bytes, int(r % kPackedRows), dst, n_in);
         },
         X, n_tok, Y, nt);
   }
@@ -101,21 +122,26 @@ void matmul_packed(const PackedWeights& p, const float* X, int n_tok, float* Y, 
     q8.quantize_row_ref(X + int64_t(t) * n_in, blocks, n_in, nullptr);
     for (int64_t b = 0; b < nb; ++b) {
       int32_t s = 0;
-      for (int8_t q : blocks[b].qs) s += q;
+      int8_t* abs_q = a.abs_qs.data() + (size_t(t) * nb + b) * kLegacyBlock;
+      for (int i = 0; i < kLegacyBlock; ++i) {
+        s += blocks[b].qs[i];
+        abs_q[i] = int8_t(blocks[b].qs[i] < 0 ? -blocks[b].qs[i] : blocks[b].qs[i]);
+      }
       a.d[size_t(t) * nb + b] = f16_to_f32(blocks[b].d);
       a.sum8[size_t(t) * nb + b] = 8 * s;
     }
   }
-  const int64_t n_groups = n_out / kQ4_0x8Rows;
+  const int64_t n_groups = n_out / kPackedRows;
   const int64_t n_tasks = (n_groups + kGroupsPerTask - 1) / kGroupsPerTask;
   const bool parallel = nt > 1 && n_tasks > 1 && int64_t(group_bytes) * n_groups * n_tok >= kParallelMinBytes;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (parallel)
   for (int64_t task = 0; task < n_tasks; ++task) {
     const int64_t g0 = task * kGroupsPerTask, g1 = std::min(n_groups, g0 + kGroupsPerTask);
     for (int t = 0; t < n_tok; ++t) {
-      const Q8RowSums y{a.blocks.data() + size_t(t) * nb, a.d.data() + size_t(t) * nb, a.sum8.data() + size_t(t) * nb};
+      const Q8RowSums y{a.blocks.data() + size_t(t) * nb, a.d.data() + size_t(t) * nb, a.sum8.data() + size_t(t) * nb,
+                        a.abs_qs.data() + size_t(t) * nb * kLegacyBlock};
       for (int64_t g = g0; g < g1; ++g)
-        gemv_q4_0x8_avx2(n_in, packed + size_t(g) * group_bytes, y, Y + int64_t(t) * n_out + g * kQ4_0x8Rows);
+        k->gemv(n_in, packed + size_t(g) * group_bytes, y, Y + int64_t(t) * n_out + g * kPackedRows);
     }
   }
 }

@@ -2,7 +2,7 @@
 // generation kernels read faster (llama.cpp does the same with its "repack"
 // CPU buffers). The model keeps its file-backed view of every tensor; a packed
 // copy is attached to the view (TensorView::packed) and matmul uses it instead:
-//   q4_0 [n_out, n_in], n_out % 8 == 0  ->  q4_0x8 (kernels/packed_q4_0x8.h)
+//   q4_0 [n_out, n_in], n_out % 8 == 0  ->  q4_0x8 (kernels/packed_x8.h)
 // Packed results are deterministic and the same at any thread count; they are
 // not bit-identical to the unpacked path (another float summation order).
 // Set LOWBIT_PACK=0 to turn packing off (to compare, or to save the memory).
@@ -16,12 +16,10 @@
 namespace lowbit {
 
 struct PackedWeights {
-  enum class Layout { Q4_0x8 };
-  Layout layout = Layout::Q4_0x8;
   const void* source = nullptr;  // TensorView::data it was packed from: a view with other data ignores it
   FormatId format{};             // the source's format
   int64_t n_out = 0, n_in = 0;
-  std::vector<uint8_t> bytes;    // [n_out / 8 groups][n_in / 32 blocks] BlockQ4_0x8
+  std::vector<uint8_t> bytes;    // [n_out / 8 groups][n_in / 32 blocks] BlockQ4_0x8 / BlockQ8_0x8
 };
 
 // Whether `w` has a packed layout on this CPU (AVX2, and LOWBIT_PACK is not 0).
