@@ -4,7 +4,9 @@
 // Per call: x is quantized to the format's dot_with format (included in the
 // time), then every row of W is dotted with it (OpenMP over rows, all threads).
 // "fast" is the runtime's own product, lowbit::matmul (model/matmul.h) with the
-// dispatched kernel; "ref" is a plain row loop over the scalar reference kernel.
+// dispatched kernel; "packed" (q4_0, q8_0) the same after the load-time repack
+// into 8-row interleaved blocks (model/packed_weights.h), as models run;
+// "ref" is a plain row loop over the scalar reference kernel.
 // Reported: GB/s of weight bytes read, and that rate as a share of this
 // machine's memory read bandwidth, measured here first (sum a 1 GiB buffer of
 // floats with all threads, best of 5).
@@ -31,6 +33,7 @@
 #include "kernels/dispatch.h"
 #include "lowbit/tensor.h"
 #include "model/matmul.h"
+#include "model/packed_weights.h"
 
 using namespace lowbit;
 
@@ -58,7 +61,10 @@ std::vector<uint8_t> make_weights(const FormatTraits& f, int64_t n_out, int64_t 
   return w;
 }
 
-void BM_matvec(benchmark::State& state, FormatId id, bool fast, int64_t n_out, int64_t n_in) {
+enum class Mode { Fast, Packed, Ref };
+const char* mode_name(Mode m) { return m == Mode::Fast ? "fast" : m == Mode::Packed ? "packed" : "ref"; }
+
+void BM_matvec(benchmark::State& state, FormatId id, Mode mode, int64_t n_out, int64_t n_in) {
   const FormatTraits& f = format_traits(id);
   const FormatTraits& act = format_traits(f.dot_with);
   const VecDotFn dot = f.vec_dot_ref;
@@ -77,9 +83,19 @@ void BM_matvec(benchmark::State& state, FormatId id, bool fast, int64_t n_out, i
   view.shape = {n_out, n_in};
   view.data = w.data();
   view.nbytes = w.size();
+  Model packed_model;  // holds the packed copy when mode == Packed
+  if (mode == Mode::Packed) {
+    view.name = "blk.0.ffn_up.weight";
+    packed_model.weights[view.name] = view;
+    if (pack_weights_for_cpu(packed_model, omp_get_max_threads()) == 0) {
+      state.SkipWithError("no packed layout on this CPU (or LOWBIT_PACK=0)");
+      return;
+    }
+    view = packed_model.weights[view.name];
+  }
   const int threads = omp_get_max_threads();
   for (auto _ : state) {
-    if (fast) {
+    if (mode != Mode::Ref) {
       matmul(view, x.data(), 1, y.data(), threads);
     } else {
       act.quantize_row_ref(x.data(), qx.data(), n_in, nullptr);
@@ -102,10 +118,11 @@ void register_all() {
   const int64_t shapes[][2] = {{4096, 4096}, {4096, 14336}, {14336, 4096}};  // [n_out, n_in]
   for (FormatId id : weights)
     for (auto& s : shapes)
-      for (bool fast : {true, false}) {
+      for (Mode mode : {Mode::Fast, Mode::Packed, Mode::Ref}) {
+        if (mode == Mode::Packed && id != FormatId::Q4_0 && id != FormatId::Q8_0) continue;
         const std::string name = std::string("matvec/") + format_traits(id).name + "/" + std::to_string(s[0]) + "x" +
-                                 std::to_string(s[1]) + "/" + (fast ? "fast" : "ref");
-        benchmark::RegisterBenchmark(name.c_str(), BM_matvec, id, fast, s[0], s[1])
+                                 std::to_string(s[1]) + "/" + mode_name(mode);
+        benchmark::RegisterBenchmark(name.c_str(), BM_matvec, id, mode, s[0], s[1])
             ->Unit(benchmark::kMillisecond)
             ->UseRealTime()
             ->MinTime(0.3);
