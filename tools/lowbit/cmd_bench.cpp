@@ -19,6 +19,7 @@
 #include "core/memory_bandwidth.h"
 #include "eval/speed_bench.h"
 #include "kernels/dispatch.h"
+#include "model/packed_weights.h"
 
 namespace lowbit::cli {
 namespace {
@@ -71,6 +72,10 @@ void register_bench(CLI::App& app) {
     fmt::print("cpu      {} ({})\n", cpu_model_name(), cpu_features_string());
     fmt::print("isa      {} (LOWBIT_ISA forces ref|avx2|avx512)\n", isa_name(active_isa()));
     fmt::print("weights  {} bytes read per generated token ({:.3f} GB)\n", per_token, double(per_token) / 1e9);
+    uint64_t packed = 0;
+    for (const auto& p : m->packed) packed += p->bytes.size();
+    fmt::print("packed   {:.1f} MiB of q4_0 / q8_0 repacked 8 rows interleaved at load (LOWBIT_PACK=0 turns it off)\n",
+               double(packed) / (1 << 20));
     std::map<int, double> bandwidth;  // threads -> GB/s
     if (!no_bandwidth)
       for (int t : thread_counts) {
