@@ -180,6 +180,17 @@ TEST(GgufTokenizer, PreTokenizerNames) {
   EXPECT_STREQ(gguf_pre_tokenizer_name(PreTokenizer::Qwen2), "qwen2");
   for (PreTokenizer p : {PreTokenizer::GPT2, PreTokenizer::Llama3, PreTokenizer::Qwen2})
     EXPECT_EQ(pretokenizer_from_gguf_name(gguf_pre_tokenizer_name(p)), p);
+  // SmolLM: single digits, then GPT-2's regex (llama.cpp's "smollm": "\p{N}", then the GPT-2 regex).
+  EXPECT_STREQ(gguf_pre_tokenizer_name(PreTokenizer::GPT2, DigitSplit::Individual), "smollm");
+  EXPECT_EQ(pretokenizer_from_gguf_name("smollm"), PreTokenizer::GPT2);
+  EXPECT_EQ(gguf_digit_split("smollm"), DigitSplit::Individual);
+  EXPECT_EQ(gguf_digit_split("gpt-2"), DigitSplit::None);
+  // No llama.cpp name: the regex's, and the digit split of that name differs (the writer warns).
+  EXPECT_STREQ(gguf_pre_tokenizer_name(PreTokenizer::GPT2, DigitSplit::Runs), "gpt-2");
+  EXPECT_STREQ(gguf_pre_tokenizer_name(PreTokenizer::Llama3, DigitSplit::Individual), "llama-bpe");
+  // llama.cpp sets ignore_merges for the Llama 3 names only.
+  for (const char* n : {"llama-bpe", "llama3", "llama-v3", "falcon3"}) EXPECT_TRUE(gguf_ignores_merges(n)) << n;
+  for (const char* n : {"gpt-2", "qwen2", "smollm", "default"}) EXPECT_FALSE(gguf_ignores_merges(n)) << n;
 }
 
 TEST(GgufTokenizer, AddedTokenTypes) {
@@ -227,7 +238,16 @@ struct BpeCase {
   PreTokenizer pre;
   const char* gguf_pre;
   std::vector<int32_t> llama_cpp_ids;  // of kHello
+  bool smollm = false;                 // SmolLM's pre-tokenizer: Digits (individual), then ByteLevel's regex
 };
+
+// SmolLM's tokenizer.json pre_tokenizer.
+json smollm_pre() {
+  return {{"type", "Sequence"},
+          {"pretokenizers",
+           {{{"type", "Digits"}, {"individual_digits", true}},
+            {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}}}}};
+}
 
 class HfBpe : public ::testing::TestWithParam<BpeCase> {};
 
@@ -238,7 +258,7 @@ TEST_P(HfBpe, TokenizerJsonRoundTrip) {
   const std::string dir = fresh_dir(c.name);
   const int n_vocab = kGpt2Vocab + 8;  // 5 added tokens, then 3 padding ids
   write_model(dir, c.arch, n_vocab);
-  json tj = gpt2_tokenizer_json(split_then_bytelevel(c.pre), c.pre == PreTokenizer::Llama3);
+  json tj = gpt2_tokenizer_json(c.smollm ? smollm_pre() : split_then_bytelevel(c.pre), c.pre == PreTokenizer::Llama3);
   // <|endoftext|> (GPT-2's, id 50256) is special here as in Qwen2: llama.cpp makes a token of that text
   // control whatever the file says, so an ordinary one would tokenize differently there.
   tj["added_tokens"] = {added(50256, "<|endoftext|>", true), added(50257, "<|begin_of_text|>", true), added(50258, "<|end_of_text|>", true),
@@ -287,8 +307,43 @@ INSTANTIATE_TEST_SUITE_P(
                       BpeCase{"qwen2", "Qwen2ForCausalLM", PreTokenizer::Qwen2, "qwen2",
                               {50257, 15496, 995, 0, 632, 338, 220, 17, 15, 17, 19, 25, 220, 16, 17, 18, 19, 20, 21, 22, 16326}},
                       BpeCase{"gpt2split", "LlamaForCausalLM", PreTokenizer::GPT2, "gpt-2",
-                              {50257, 15496, 995, 0, 632, 338, 48609, 25, 17031, 2231, 3134, 16326}}),
+                              {50257, 15496, 995, 0, 632, 338, 48609, 25, 17031, 2231, 3134, 16326}},
+                      BpeCase{"smollm", "LlamaForCausalLM", PreTokenizer::GPT2, "smollm",
+                              {50257, 15496, 995, 0, 632, 338, 220, 17, 15, 17, 19, 25, 220, 16, 17, 18, 19, 20, 21, 22, 16326},
+                              true}),
                          [](const auto& info) { return std::string(info.param.name); });
+
+// A GGUF vocab named "llama-bpe" keeps a pre-token found whole in the vocab whole
+// (llama.cpp's ignore_merges for the Llama 3 names), as the tokenizer.json it came
+// from does. "zzqx" is in the vocab, but no merge builds it.
+TEST(GgufTokenizer, LlamaBpeGgufIgnoresMerges) {
+  const std::string dir = fresh_dir("llama3_ignore");
+  const int n_vocab = kGpt2Vocab + 1;
+  write_model(dir, "LlamaForCausalLM", n_vocab);
+  json tj = gpt2_tokenizer_json(split_then_bytelevel(PreTokenizer::Llama3), true);
+  tj["model"]["vocab"]["zzqx"] = kGpt2Vocab;  // id 50257
+  write_text(dir + "/tokenizer.json", tj.dump());
+  const std::string out = export_f16(dir, "llama3_ignore");
+  EXPECT_EQ(GgufFile(out).get_str("tokenizer.ggml.pre"), "llama-bpe");
+
+  auto src = open_tokenizer(dir + "/tokenizer.json");
+  auto m = load_model(out);
+  ASSERT_NE(m->tokenizer, nullptr);
+  const std::vector<int32_t> whole = {kGpt2Vocab};
+  EXPECT_EQ(src->encode("zzqx", false), whole);
+  EXPECT_EQ(m->tokenizer->encode("zzqx", false), whole);
+  EXPECT_EQ(m->tokenizer->encode("zzqx zzqx", false), src->encode("zzqx zzqx", false));  // " zzqx" is merged
+  EXPECT_NE(m->tokenizer->encode("zzqx zzqx", false).size(), 2u);
+
+  // The same vocab under "gpt-2" (no ignore_merges in llama.cpp): merges build "zzqx" from pieces.
+  tj["model"]["ignore_merges"] = false;
+  tj["pre_tokenizer"] = split_then_bytelevel(PreTokenizer::GPT2);
+  write_text(dir + "/tokenizer.json", tj.dump());
+  auto g = load_model(export_f16(dir, "gpt2_no_ignore"));
+  ASSERT_NE(g->tokenizer, nullptr);
+  EXPECT_GT(g->tokenizer->encode("zzqx", false).size(), 1u);
+  EXPECT_EQ(g->tokenizer->encode("zzqx", false), open_tokenizer(dir + "/tokenizer.json")->encode("zzqx", false));
+}
 
 // ---------------------------------------------------------------- SentencePiece
 
@@ -372,14 +427,14 @@ TEST(GgufTokenizer, VocabLargerThanModelIsRefused) {
   EXPECT_FALSE(fs::exists(out));
 }
 
-// A tokenizer lowbit cannot read (SmolLM's Digits pre-tokenizer) found beside the
+// A tokenizer lowbit cannot read (a Punctuation pre-tokenizer) found beside the
 // weights: the model is still quantized, without a vocab, and a warning says why.
 TEST(GgufTokenizer, UnreadableFoundTokenizerIsAWarning) {
-  const std::string dir = fresh_dir("smollm-like");
+  const std::string dir = fresh_dir("unsupported-pre");
   write_model(dir, "LlamaForCausalLM", 32);
   json pre = {{"type", "Sequence"},
               {"pretokenizers",
-               {{{"type", "Digits"}, {"individual_digits", true}},
+               {{{"type", "Punctuation"}, {"behavior", "Isolated"}},
                 {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}}}};
   write_text(dir + "/tokenizer.json",
              json{{"model", {{"type", "BPE"}, {"vocab", {{"a", 0}}}, {"merges", json::array()}}}, {"pre_tokenizer", pre}}
@@ -389,13 +444,13 @@ TEST(GgufTokenizer, UnreadableFoundTokenizerIsAWarning) {
     if (l == LogLevel::Warn) warnings.push_back(msg);
   });
   auto m = load_model(dir);
-  const std::string out = test::temp_dir() + "/smollm-like.gguf";
+  const std::string out = test::temp_dir() + "/unsupported-pre.gguf";
   export_gguf(*m, make_plan(*m, recipe("F16")), out);
   set_log_sink(nullptr);
   GgufFile f(out);
   EXPECT_FALSE(f.has("tokenizer.ggml.model"));
   bool said = false;
-  for (const auto& w : warnings) said |= w.find("tokenizer not embedded") != std::string::npos && w.find("Digits") != std::string::npos;
+  for (const auto& w : warnings) said |= w.find("tokenizer not embedded") != std::string::npos && w.find("Punctuation") != std::string::npos;
   EXPECT_TRUE(said) << ::testing::PrintToString(warnings);
 }
 

@@ -17,6 +17,7 @@
 #include "io/gguf.h"
 #include "io/model_loader.h"
 #include "lowbit/error.h"
+#include "model/synthetic.h"
 #include "paths.h"
 #include "quant/gguf_export.h"
 #include "quant/recipe.h"
@@ -386,6 +387,34 @@ TEST(Imatrix, QuantizeRefusesAMismatchedEntry) {
     EXPECT_NE(std::string(e.what()).find("10 values"), std::string::npos) << e.what();
   }
   EXPECT_FALSE(fs::exists(tmp("mismatch.gguf")));
+}
+
+// `quantize --imatrix` plans with llama.cpp's imatrix rules: on a 16-layer
+// model the Q4_0 mix stores blk.0/1.ffn_down as q4_1, and says why.
+TEST(Imatrix, CliQuantizeWithImatrixPlansQ4_1FfnDown) {
+  const std::string model = tmp("synth16.gguf"), dat = tmp("synth16.dat");
+  SyntheticGgufOptions so;
+  so.config = synthetic_llama_config(16, 64, 128, 2, 2, 256);
+  so.threads = 1;
+  write_synthetic_gguf(model, so);
+  ImatrixData im;
+  im.entries.push_back({"blk.0.ffn_down.weight", 1, std::vector<float>(128, 1.0f)});
+  im.last_call = 1;
+  write_imatrix(im, dat);
+  auto line_of = [](const std::string& out, const std::string& name) {
+    const size_t at = out.find(name + " ");
+    return at == std::string::npos ? std::string() : out.substr(at, out.find('\n', at) - at);
+  };
+  CmdResult r = run_cli("quantize " + model + " -o " + tmp("synth16_q.gguf") + " --type Q4_0 --dry-run --imatrix " + dat);
+  ASSERT_EQ(r.code, 0) << r.out;
+  for (const char* t : {"blk.0.ffn_down.weight", "blk.1.ffn_down.weight"}) {
+    EXPECT_NE(line_of(r.out, t).find("q4_1"), std::string::npos) << r.out;
+    EXPECT_NE(line_of(r.out, t).find("with an imatrix"), std::string::npos) << r.out;
+  }
+  EXPECT_EQ(line_of(r.out, "blk.2.ffn_down.weight").find("q4_1"), std::string::npos) << r.out;
+  r = run_cli("quantize " + model + " -o " + tmp("synth16_q.gguf") + " --type Q4_0 --dry-run");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out.find("q4_1"), std::string::npos) << r.out;
 }
 
 TEST(Imatrix, CliComputesAndQuantizeUsesIt) {

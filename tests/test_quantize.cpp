@@ -123,6 +123,37 @@ TEST(Recipe, SyntheticMixesFollowLlamaCpp) {
   EXPECT_THROW(make_plan(*m, {.type = "Q4_K_M", .tensor_types = {"(=q8_0"}}), Error);
 }
 
+// llama.cpp's has_imatrix rule: with an importance matrix, the Q4_0 mix stores
+// ffn_down of the first n_layer/8 layers as q4_1 (16 layers: 0 and 1); without
+// one nothing changes. No other rule of lowbit's mixes depends on the imatrix.
+TEST(Recipe, ImatrixTurnsEarlyFfnDownOfQ4_0IntoQ4_1) {
+  ModelConfig c = synth_config();
+  c.n_layers = 16;
+  auto m = make_synthetic_model(c, 4);
+  auto blk = [](int i, const char* s) { return "blk." + std::to_string(i) + "." + s; };
+  QuantPlan plain = make_plan(*m, {.type = "Q4_0"});
+  QuantPlan with = make_plan(*m, {.type = "Q4_0", .has_imatrix = true});
+  for (int i = 0; i < 16; ++i) {
+    EXPECT_EQ(type_of(plain, blk(i, "ffn_down.weight")), FormatId::Q4_0) << i;
+    EXPECT_EQ(plain.find(blk(i, "ffn_down.weight"))->note, "") << i;
+    EXPECT_EQ(type_of(with, blk(i, "ffn_down.weight")), i < 2 ? FormatId::Q4_1 : FormatId::Q4_0) << i;
+    EXPECT_EQ(type_of(with, blk(i, "ffn_up.weight")), FormatId::Q4_0) << i;
+  }
+  const std::string note = with.find(blk(0, "ffn_down.weight"))->note;
+  EXPECT_NE(note.find("imatrix"), std::string::npos) << note;
+  EXPECT_NE(note.find("q4_1"), std::string::npos) << note;
+  EXPECT_GT(with.total_bytes, plain.total_bytes);  // q4_1 carries a min per block
+  EXPECT_EQ(with.total_bytes - plain.total_bytes, 2u * 256u * (512u / 32u) * 2u);  // 2 tensors x 256 rows x blocks x 2 B
+
+  // Every other mix plans the same with and without an imatrix.
+  for (const char* t : {"Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K", "Q8_0",
+                        "F16", "BF16", "q4_0"}) {
+    QuantPlan a = make_plan(*m, {.type = t}), b = make_plan(*m, {.type = t, .has_imatrix = true});
+    ASSERT_EQ(a.tensors.size(), b.tensors.size());
+    for (size_t k = 0; k < a.tensors.size(); ++k) EXPECT_EQ(a.tensors[k].type, b.tensors[k].type) << t << " " << a.tensors[k].name;
+  }
+}
+
 TEST(Export, RoundTripDequantizesWithinFormatError) {
   auto m = make_synthetic_model(synth_config(), 2);
   QuantPlan p = make_plan(*m, {.type = "Q4_K_M"});

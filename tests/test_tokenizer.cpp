@@ -536,6 +536,39 @@ TEST(PreTokenizer, SplitsAsTheReferenceRegexes) {
   }
 }
 
+// HF's Digits step before the GPT-2 regex (SmolLM's Sequence [Digits, ByteLevel]).
+// Digits (Isolated) cuts "abc 12345 x9y 2024-11-25" into "abc ", digits, " x", "9",
+// "y ", digits, "-", ...; the regex then runs on each piece alone, so the space
+// before a number ends its own piece ("abc " -> "abc" " ": \s+(?!\S) at the piece's
+// end) instead of starting " 12345" as plain GPT-2 does. individual_digits false
+// keeps each run of digits as one piece.
+TEST(PreTokenizer, DigitsBeforeTheRegex) {
+  using P = PreTokenizer;
+  using D = DigitSplit;
+  struct Case {
+    D digits;
+    std::string text;
+    std::vector<std::string> pieces;
+  };
+  const std::vector<Case> cases = {
+      {D::None, "abc 12345 x9y 2024-11-25", {"abc", " 12345", " x", "9", "y", " 2024", "-", "11", "-", "25"}},
+      {D::Individual, "abc 12345 x9y 2024-11-25",
+       {"abc", " ", "1", "2", "3", "4", "5", " x", "9", "y", " ", "2", "0", "2", "4", "-", "1", "1", "-", "2", "5"}},
+      {D::Runs, "abc 12345 x9y 2024-11-25", {"abc", " ", "12345", " x", "9", "y", " ", "2024", "-", "11", "-", "25"}},
+      // A lookahead stops at a piece's end: "x  " is one piece, its "  " matches \s+(?!\S) whole.
+      {D::Individual, "x  1 ", {"x", "  ", "1", " "}},
+      {D::None, "x  1 ", {"x", " ", " 1", " "}},
+      // \p{N} is Unicode: Arabic-Indic digits and vulgar fractions split too.
+      {D::Individual, "\xD9\xA3\xD9\xA4" "a\xC2\xBD", {"\xD9\xA3", "\xD9\xA4", "a", "\xC2\xBD"}},
+      {D::Individual, "", {}},
+      {D::Individual, "42", {"4", "2"}},
+  };
+  for (const Case& c : cases) {
+    auto got = pretokenize(P::GPT2, c.text, c.digits);
+    EXPECT_EQ(std::vector<std::string>(got.begin(), got.end()), c.pieces) << int(c.digits) << " text: " << c.text;
+  }
+}
+
 TEST(PreTokenizer, ByteTableRoundTrips) {
   for (int b = 0; b < 256; ++b) {
     const std::string& s = byte_to_unicode(uint8_t(b));
@@ -633,6 +666,49 @@ TEST(HfTokenizerJson, ByteLevelWithPrefixSpace) {
   // " the" after the prefix space: [Ġthe]; GPT-2 regex keeps "12345" whole: 12, 34, 5(20).
   EXPECT_EQ(tok->encode("the", false), (Ids{258}));
   EXPECT_EQ(tok->encode("12345", false), (Ids{220, 259, 261, 20}));
+}
+
+// SmolLM's pre_tokenizer, as its tokenizer.json spells it.
+const char* kSmolLmPre = R"({"type": "Sequence", "pretokenizers": [
+  {"type": "Digits", "individual_digits": true},
+  {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}]})";
+
+// Ids by hand: bytes '!'..'~' are ids 0..93 (byte - 33), space (Ġ) is 220; merges
+// "1 2", "3 4", "4 5" never apply when every digit is its own pre-token.
+TEST(HfTokenizerJson, SmolLmDigitsThenByteLevel) {
+  auto path = write_temp("tokenizer.json", tiny_tokenizer_json(kSmolLmPre));
+  BpeVocab v = read_hf_tokenizer_json(path);
+  EXPECT_EQ(v.pre, PreTokenizer::GPT2);
+  EXPECT_EQ(v.digits, DigitSplit::Individual);
+  EXPECT_FALSE(v.add_prefix_space);
+  auto tok = make_bpe_tokenizer(v);
+  // abc | " " | 1 2 3 4 5 | " x" | 9 | y | " " | 2 0 2 4 | - | 1 1 | - | 2 5
+  EXPECT_EQ(tok->encode("abc 12345 x9y 2024-11-25", false),
+            (Ids{64, 65, 66, 220, 16, 17, 18, 19, 20, 220, 87, 24, 88, 220, 17, 15, 17, 19, 12, 16, 16, 12, 17, 20}));
+  EXPECT_EQ(tok->encode("the the", false), (Ids{83, 257, 258}));  // words are as GPT-2 splits them
+  // The same file without Digits: " 12345" is one pre-token and merges: Ġ 12 34 5.
+  auto plain = make_bpe_tokenizer(read_hf_tokenizer_json(
+      write_temp("tokenizer.json", tiny_tokenizer_json(R"({"type": "ByteLevel", "add_prefix_space": false})"))));
+  EXPECT_EQ(plain->encode("abc 12345", false), (Ids{64, 65, 66, 220, 259, 261, 20}));
+  // individual_digits false: runs of digits, merged within the run: 12 34 5.
+  std::string runs = kSmolLmPre;
+  runs.replace(runs.find("true"), 4, "false");
+  BpeVocab vr = read_hf_tokenizer_json(write_temp("tokenizer.json", tiny_tokenizer_json(runs)));
+  EXPECT_EQ(vr.digits, DigitSplit::Runs);
+  EXPECT_EQ(make_bpe_tokenizer(vr)->encode("abc 12345", false), (Ids{64, 65, 66, 220, 259, 261, 20}));
+  EXPECT_EQ(make_bpe_tokenizer(vr)->encode("x12345", false), (Ids{87, 259, 261, 20}));
+  EXPECT_EQ(tok->encode("x12345", false), (Ids{87, 16, 17, 18, 19, 20}));
+}
+
+TEST(HfTokenizerJson, DigitsCombinationsLowbitDoesNotRunAreErrors) {
+  // Digits after the regex split: a different split, refused.
+  auto after = write_temp("tokenizer.json", tiny_tokenizer_json(R"({"type": "Sequence", "pretokenizers": [
+    {"type": "ByteLevel", "add_prefix_space": false, "use_regex": true}, {"type": "Digits", "individual_digits": true}]})"));
+  expect_error([&] { read_hf_tokenizer_json(after); }, {after, "pretokenizers[1]", "Digits"});
+  // HF's ByteLevel prefixes every piece Digits made: refused rather than tokenized differently.
+  auto prefix = write_temp("tokenizer.json", tiny_tokenizer_json(R"({"type": "Sequence", "pretokenizers": [
+    {"type": "Digits", "individual_digits": true}, {"type": "ByteLevel", "add_prefix_space": true, "use_regex": true}]})"));
+  expect_error([&] { read_hf_tokenizer_json(prefix); }, {prefix, "Digits", "add_prefix_space"});
 }
 
 TEST(HfTokenizerJson, ErrorsNameTheField) {

@@ -125,7 +125,7 @@ std::unique_ptr<Tokenizer> read_tokenizer(const GgufFile& f, const ModelConfig& 
     auto pre = pretokenizer_from_gguf_name(pre_name);
     if (!pre) {
       log_warn(fmt::format("{}: pre-tokenizer 'tokenizer.ggml.pre' = \"{}\" is not supported (supported: "
-                           "gpt-2, llama-bpe, qwen2); no tokenizer loaded, pass --tokenizer",
+                           "gpt-2, llama-bpe, qwen2, smollm); no tokenizer loaded, pass --tokenizer",
                            f.path(), pre_name));
       return nullptr;
     }
@@ -134,9 +134,13 @@ std::unique_ptr<Tokenizer> read_tokenizer(const GgufFile& f, const ModelConfig& 
     v.merges = f.get_arr_str("tokenizer.ggml.merges");
     v.types = std::move(types);
     v.pre = *pre;
+    v.digits = gguf_digit_split(pre_name);
+    // As llama.cpp's vocab loader: the Llama 3 names keep a pre-token found whole in the vocab
+    // whole (ignore_merges) and add BOS unless the file says otherwise.
+    v.ignore_merges = gguf_ignores_merges(pre_name);
     v.bos_id = read_token_id(f, "tokenizer.ggml.bos_token_id", -1, n);
     v.eos_id = read_token_id(f, "tokenizer.ggml.eos_token_id", -1, n);
-    v.add_bos = f.get_bool("tokenizer.ggml.add_bos_token", false);
+    v.add_bos = f.get_bool("tokenizer.ggml.add_bos_token", v.ignore_merges);
     return make_bpe_tokenizer(std::move(v));
   }
   log_warn(fmt::format("{}: embedded tokenizer type 'tokenizer.ggml.model' = \"{}\" is not supported (supported: "

@@ -158,7 +158,7 @@ class BpeTokenizer final : public Tokenizer {
       prefixed.append(seg);
       seg = prefixed;
     }
-    for (std::string_view piece : pretokenize(v_.pre, seg)) {
+    for (std::string_view piece : pretokenize(v_.pre, seg, v_.digits)) {
       if (auto it = cache.find(piece); it != cache.end()) {
         for (size_t k = 0; k < it->second.second; ++k) {
           int32_t id = out[it->second.first + k];
@@ -268,7 +268,8 @@ std::optional<PreTokenizer> match_pattern(const std::string& re) {
 }
 
 // pre_tokenizer: ByteLevel (GPT-2 regex when use_regex), or a Sequence of one
-// Split (a known regex, Isolated) and a ByteLevel without regex.
+// Split (a known regex, Isolated) and a ByteLevel without regex; either may
+// follow a Digits step (SmolLM: Digits individual_digits, ByteLevel use_regex).
 void parse_pre_tokenizer(const json& pt, const std::string& path, BpeVocab& v) {
   const std::string hint = "lowbit reads byte-level BPE tokenizers (GPT-2, Llama 3, Qwen2); for SentencePiece models pass tokenizer.model";
   if (!pt.is_object()) fail(path + ": pre_tokenizer", "missing or null: not a byte-level BPE tokenizer", hint);
@@ -294,6 +295,12 @@ void parse_pre_tokenizer(const json& pt, const std::string& path, BpeVocab& v) {
         v.pre = PreTokenizer::GPT2;
         have_regex = true;
       }
+    } else if (t == "Digits") {
+      // HF splits every digit off (individual_digits) or every run of digits, before the steps after it.
+      if (v.digits != DigitSplit::None) fail(path + ": " + field, "more than one Digits step", hint);
+      if (have_regex || byte_level)
+        fail(path + ": " + field, "a Digits step after the regex split is not supported", "lowbit runs Digits first, as SmolLM does");
+      v.digits = step->value("individual_digits", false) ? DigitSplit::Individual : DigitSplit::Runs;
     } else if (t == "Split") {
       const json& pat = step->value("pattern", json::object());
       if (!pat.contains("Regex") || !pat["Regex"].is_string())
@@ -312,6 +319,9 @@ void parse_pre_tokenizer(const json& pt, const std::string& path, BpeVocab& v) {
   }
   if (!byte_level) fail(path + ": pre_tokenizer", "no ByteLevel step: not a byte-level BPE tokenizer", hint);
   if (!have_regex) fail(path + ": pre_tokenizer", "no regex split (ByteLevel use_regex is false and no Split)", hint);
+  // HF's ByteLevel prefixes every piece an earlier step made, not only the text's start.
+  if (v.digits != DigitSplit::None && v.add_prefix_space)
+    fail(path + ": pre_tokenizer", "a Digits step with ByteLevel add_prefix_space true is not supported", hint);
 }
 
 int32_t id_of(const BpeVocab& v, const std::string& text) {

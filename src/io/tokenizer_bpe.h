@@ -16,11 +16,16 @@ namespace lowbit {
 
 enum class PreTokenizer { GPT2, Llama3, Qwen2 };
 
+// HF's Digits pre-tokenizer, run before the regex: every digit (\p{N}) a piece
+// of its own (individual_digits: true), or every run of digits one piece (false).
+enum class DigitSplit { None, Individual, Runs };
+
 struct BpeVocab {
   std::vector<std::string> tokens;  // [n_vocab] byte-level strings as in vocab.json ("Ġthe")
   std::vector<std::string> merges;  // "Ġ t" lines, in rank order
   std::vector<int32_t> types;       // [n_vocab] TokenType (see tokenizer_spm.h); empty = all normal
   PreTokenizer pre = PreTokenizer::GPT2;
+  DigitSplit digits = DigitSplit::None;  // a Digits step before the regex (SmolLM: Individual)
   int32_t bos_id = -1;
   int32_t eos_id = -1;
   bool add_bos = false;             // GPT-2: no; Llama 3: yes
@@ -36,19 +41,27 @@ std::unique_ptr<Tokenizer> make_bpe_tokenizer(BpeVocab vocab);
 
 // The pre-tokenizer regex of `pre`, as spelled in HF tokenizer.json (PCRE2 syntax).
 const char* pretokenizer_pattern(PreTokenizer pre);
-// The pre-tokenizer a GGUF `tokenizer.ggml.pre` name stands for ("gpt-2",
-// "llama-bpe", "qwen2", ...), or nullopt for names lowbit does not implement.
+// The pre-tokenizer regex a GGUF `tokenizer.ggml.pre` name stands for ("gpt-2",
+// "llama-bpe", "qwen2", "smollm", ...), or nullopt for names lowbit does not implement.
 std::optional<PreTokenizer> pretokenizer_from_gguf_name(std::string_view name);
-// Splits `text` into pre-tokens (views into `text`, covering all of it in order).
-// Bytes no pattern branch matches (invalid UTF-8) come back as pieces of their own.
-std::vector<std::string_view> pretokenize(PreTokenizer pre, std::string_view text);
+// The digit split that name runs before its regex (Individual for "smollm").
+DigitSplit gguf_digit_split(std::string_view name);
+// Whether llama.cpp sets ignore_merges for that name (the Llama 3 names: "llama-bpe", ...).
+bool gguf_ignores_merges(std::string_view name);
+// Splits `text` into pre-tokens (views into `text`, covering all of it in order):
+// first into digits and the text between them when `digits` says so, then each
+// piece by the regex. Bytes no pattern branch matches (invalid UTF-8) come back
+// as pieces of their own.
+std::vector<std::string_view> pretokenize(PreTokenizer pre, std::string_view text,
+                                          DigitSplit digits = DigitSplit::None);
 // GPT-2 bytes_to_unicode: the printable code point standing for byte `b`, as UTF-8.
 const std::string& byte_to_unicode(uint8_t b);
 // The inverse: the byte code point `cp` stands for, or -1 when it is none of the 256.
 int unicode_to_byte(uint32_t cp);
 
 // HF tokenizer.json with "model": {"type": "BPE"} and a ByteLevel pre-tokenizer
-// (alone, or after a Split with one of the three regexes); merges as "a b" or
+// (alone, or after a Split with one of the three regexes), optionally after a
+// Digits step (SmolLM: Sequence [Digits, ByteLevel]); merges as "a b" or
 // ["a", "b"]; added_tokens become control (special) or user-defined tokens;
 // a TemplateProcessing post-processor starting with a special token sets
 // bos_id + add_bos; eos_id comes from tokenizer_config.json beside the file,

@@ -1,5 +1,5 @@
 // Byte-level BPE helpers: GPT-2's bytes_to_unicode table and the pre-tokenizer
-// regexes (GPT-2, Llama 3, Qwen2) run through PCRE2.
+// regexes (GPT-2, Llama 3, Qwen2; optionally after HF's Digits split) run through PCRE2.
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
@@ -62,20 +62,23 @@ constexpr const char* kLlama3Pattern =
 constexpr const char* kQwen2Pattern =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
+// HF's Digits pre-tokenizer (char::is_numeric is \p{N}): each digit, or each run of digits.
+constexpr const char* kDigitPattern = R"(\p{N})";
+constexpr const char* kDigitRunPattern = R"(\p{N}+)";
+
 struct CompiledPattern {
   pcre2_code* code = nullptr;
   ~CompiledPattern() { pcre2_code_free(code); }
 };
 
-// Compiled once per pattern. PCRE2_UCP makes \s, \p{..} Unicode-aware;
+// Compiled once per slot. PCRE2_UCP makes \s, \p{..} Unicode-aware;
 // PCRE2_MATCH_INVALID_UTF lets invalid UTF-8 through (it matches nothing and
 // is returned as a gap). JIT when available; pcre2_match uses it automatically.
-const pcre2_code* compiled(PreTokenizer pre) {
-  static std::array<CompiledPattern, 3> cache;
-  static std::once_flag once[3];
-  int i = int(pre);
+// Slots 0..2 are the PreTokenizer regexes, 3 and 4 the Digits patterns.
+const pcre2_code* compiled_slot(int i, const char* pat) {
+  static std::array<CompiledPattern, 5> cache;
+  static std::once_flag once[5];
   std::call_once(once[i], [&] {
-    const char* pat = pretokenizer_pattern(pre);
     int err = 0;
     PCRE2_SIZE err_off = 0;
     pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pat), PCRE2_ZERO_TERMINATED,
@@ -87,10 +90,12 @@ const pcre2_code* compiled(PreTokenizer pre) {
                                       reinterpret_cast<const char*>(msg));
     }
     pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);  // optional: falls back to the interpreter
-    cache[i].code = code;
+    cache[size_t(i)].code = code;
   });
-  return cache[i].code;
+  return cache[size_t(i)].code;
 }
+
+const pcre2_code* compiled(PreTokenizer pre) { return compiled_slot(int(pre), pretokenizer_pattern(pre)); }
 
 // Length of the UTF-8 sequence starting with lead byte c (1 for stray bytes).
 size_t utf8_len(unsigned char c) {
@@ -114,9 +119,20 @@ const char* pretokenizer_pattern(PreTokenizer pre) {
 std::optional<PreTokenizer> pretokenizer_from_gguf_name(std::string_view name) {
   // llama.cpp's names (llama-vocab.cpp) whose regex is exactly one of ours.
   if (name == "gpt-2" || name == "gpt2") return PreTokenizer::GPT2;
-  if (name == "llama-bpe" || name == "llama3") return PreTokenizer::Llama3;
+  if (name == "llama-bpe" || name == "llama3" || name == "llama-v3" || name == "falcon3") return PreTokenizer::Llama3;
+  if (name == "smollm") return PreTokenizer::GPT2;  // after a split into single digits: gguf_digit_split
   if (name == "qwen2") return PreTokenizer::Qwen2;
   return std::nullopt;
+}
+
+DigitSplit gguf_digit_split(std::string_view name) {
+  // llama.cpp's smollm: regexes "\p{N}" then GPT-2's (llama-vocab.cpp), as HF's Digits(individual) + ByteLevel.
+  return name == "smollm" ? DigitSplit::Individual : DigitSplit::None;
+}
+
+bool gguf_ignores_merges(std::string_view name) {
+  // llama-vocab.cpp sets ignore_merges for the Llama 3 names (and tekken, which lowbit does not read).
+  return pretokenizer_from_gguf_name(name) == PreTokenizer::Llama3;
 }
 
 const std::string& byte_to_unicode(uint8_t b) { return byte_table().utf8[b]; }
@@ -140,10 +156,13 @@ int unicode_to_byte(uint32_t cp) {
   return -1;
 }
 
-std::vector<std::string_view> pretokenize(PreTokenizer pre, std::string_view text) {
-  std::vector<std::string_view> out;
-  if (text.empty()) return out;
-  const pcre2_code* code = compiled(pre);
+namespace {
+
+// Appends the matches of `code` in `text` and the gaps between them (HF's
+// Isolated split): pieces covering all of `text`, in order. The subject is
+// `text` alone, so a lookahead sees its end as the end of the input.
+void regex_split(const pcre2_code* code, std::string_view text, std::vector<std::string_view>& out) {
+  if (text.empty()) return;
   std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> md(
       pcre2_match_data_create_from_pattern(code, nullptr), &pcre2_match_data_free);
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
@@ -169,6 +188,23 @@ std::vector<std::string_view> pretokenize(PreTokenizer pre, std::string_view tex
     out.push_back(text.substr(begin, end - begin));
     pos = end;
   }
+}
+
+}  // namespace
+
+std::vector<std::string_view> pretokenize(PreTokenizer pre, std::string_view text, DigitSplit digits) {
+  std::vector<std::string_view> out;
+  if (digits == DigitSplit::None) {
+    regex_split(compiled(pre), text, out);
+    return out;
+  }
+  // HF runs the steps of a Sequence one after the other, each on every piece
+  // the previous one made: Digits first, then the regex within each piece.
+  std::vector<std::string_view> parts;
+  regex_split(digits == DigitSplit::Individual ? compiled_slot(3, kDigitPattern) : compiled_slot(4, kDigitRunPattern),
+              text, parts);
+  const pcre2_code* code = compiled(pre);
+  for (std::string_view p : parts) regex_split(code, p, out);
   return out;
 }
 

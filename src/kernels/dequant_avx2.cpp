@@ -16,6 +16,7 @@
 #include "formats/k_quants.h"
 #include "kernels/avx2_common.h"
 #include "kernels/dispatch.h"
+#include "kernels/k4_levels_avx2.h"
 
 namespace lowbit {
 namespace {
@@ -62,9 +63,10 @@ LB_AVX2 inline void affine32(const uint8_t* q, float dl, float ml, float* y) {
   for (int i = 0; i < 32; i += 8) _mm256_storeu_ps(y + i, _mm256_sub_ps(_mm256_mul_ps(vd, u8x8_to_ps(q + i)), vm));
 }
 
-// q4_K: sub-block 2p is the low nibbles of qs[32p..32p+31], 2p+1 the high nibbles.
-LB_AVX2 void dequantize_q4_K(const void* vx, float* y, int64_t n) {
-  const auto* x = static_cast<const BlockQ4_K*>(vx);
+// q4_K / q5_K: sub-blocks 2p and 2p+1 from `Levels` (k4_levels_avx2.h), then (d * sc) * q - dmin * m.
+template <class Levels>
+LB_AVX2 void dequantize_k4(const void* vx, float* y, int64_t n) {
+  const auto* x = static_cast<const typename Levels::Block*>(vx);
   for (int64_t b = 0; b < n / kQK_K; ++b, y += kQK_K) {
     uint64_t sc8, m8;
     unpack_scales_mins_k4(x[b].scales, sc8, m8);
@@ -72,39 +74,13 @@ LB_AVX2 void dequantize_q4_K(const void* vx, float* y, int64_t n) {
     std::memcpy(sc, &sc8, 8);
     std::memcpy(m, &m8, 8);
     const float d = fp16(x[b].d), dmin = fp16(x[b].dmin);
+    const Levels levels(x[b]);
     for (int p = 0; p < 4; ++p) {
-      const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs + 32 * p));
+      __m256i lo_v, hi_v;
+      levels.get(p, lo_v, hi_v);
       alignas(32) uint8_t lo[32], hi[32];
-      _mm256_store_si256(reinterpret_cast<__m256i*>(lo), _mm256_and_si256(raw, _mm256_set1_epi8(0x0F)));
-      _mm256_store_si256(reinterpret_cast<__m256i*>(hi), _mm256_and_si256(_mm256_srli_epi16(raw, 4), _mm256_set1_epi8(0x0F)));
-      affine32(lo, d * float(sc[2 * p]), dmin * float(m[2 * p]), y + 64 * p);
-      affine32(hi, d * float(sc[2 * p + 1]), dmin * float(m[2 * p + 1]), y + 64 * p + 32);
-    }
-  }
-}
-
-// q5_K: as q4_K, plus the fifth bit of value 32j + l in bit j of qh[l].
-LB_AVX2 void dequantize_q5_K(const void* vx, float* y, int64_t n) {
-  const auto* x = static_cast<const BlockQ5_K*>(vx);
-  for (int64_t b = 0; b < n / kQK_K; ++b, y += kQK_K) {
-    uint64_t sc8, m8;
-    unpack_scales_mins_k4(x[b].scales, sc8, m8);
-    uint8_t sc[8], m[8];
-    std::memcpy(sc, &sc8, 8);
-    std::memcpy(m, &m8, 8);
-    const float d = fp16(x[b].d), dmin = fp16(x[b].dmin);
-    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qh));
-    const __m256i low4 = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10);
-    for (int p = 0; p < 4; ++p) {
-      const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs + 32 * p));
-      // bit 2p (low sub-block) and 2p+1 (high) of each qh byte, moved to bit 4
-      const __m256i h = _mm256_srli_epi16(qh, 2 * p);
-      alignas(32) uint8_t lo[32], hi[32];
-      _mm256_store_si256(reinterpret_cast<__m256i*>(lo),
-                         _mm256_or_si256(_mm256_and_si256(raw, low4), _mm256_and_si256(_mm256_slli_epi16(h, 4), bit4)));
-      _mm256_store_si256(reinterpret_cast<__m256i*>(hi),
-                         _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(raw, 4), low4),
-                                         _mm256_and_si256(_mm256_slli_epi16(h, 3), bit4)));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(lo), lo_v);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(hi), hi_v);
       affine32(lo, d * float(sc[2 * p]), dmin * float(m[2 * p]), y + 64 * p);
       affine32(hi, d * float(sc[2 * p + 1]), dmin * float(m[2 * p + 1]), y + 64 * p + 32);
     }
@@ -147,8 +123,8 @@ DequantizeRowFn avx2_dequantize_row(FormatId id) {
   switch (id) {
     case FormatId::Q8_0: return dequantize_q8_0;
     case FormatId::Q4_0: return dequantize_q4_0;
-    case FormatId::Q4_K: return dequantize_q4_K;
-    case FormatId::Q5_K: return dequantize_q5_K;
+    case FormatId::Q4_K: return dequantize_k4<K4Levels>;
+    case FormatId::Q5_K: return dequantize_k4<K5Levels>;
     case FormatId::Q6_K: return dequantize_q6_K;
     default: return nullptr;
   }

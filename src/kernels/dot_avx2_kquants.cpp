@@ -20,6 +20,7 @@
 #include "formats/k_quants.h"
 #include "kernels/avx2_common.h"
 #include "kernels/dispatch.h"
+#include "kernels/k4_levels_avx2.h"
 
 namespace lowbit {
 namespace {
@@ -44,57 +45,24 @@ LB_AVX2 inline __m256i pick16_pair(__m256i v, int k) {
   return _mm256_shuffle_epi8(v, _mm256_set_m128i(hi, lo));
 }
 
-// q4_K . q8_K: block = y.d * (d * sum_j sc[j] * sum_{i in j} q_i y_i - dmin * sum_j m[j] * bsum_j),
-// q 0..15 (low nibbles of qs[32p..] are sub-block 2p, high nibbles 2p+1).
-LB_AVX2 float dot_q4_K_q8_K_v(int64_t n, const void* vx, const void* vy) {
-  const auto* x = static_cast<const BlockQ4_K*>(vx);
+// q4_K / q5_K . q8_K: block = y.d * (d * sum_j sc[j] * sum_{i in j} q_i y_i - dmin * sum_j m[j] * bsum_j),
+// the levels q of sub-blocks 2p and 2p+1 from `Levels` (k4_levels_avx2.h: q 0..15 or 0..31).
+template <class Levels>
+LB_AVX2 float dot_k4_q8_K_v(int64_t n, const void* vx, const void* vy) {
+  const auto* x = static_cast<const typename Levels::Block*>(vx);
   const auto* y = static_cast<const BlockQ8_K*>(vy);
-  const __m256i low4 = _mm256_set1_epi8(0x0F);
   __m256 acc = _mm256_setzero_ps(), acc_m = _mm256_setzero_ps();
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     uint64_t sc, mn;
     unpack_scales_mins_k4(x[b].scales, sc, mn);
     const __m128i sc128 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(int64_t(sc)));  // 8 x int16
     const __m256i scales = _mm256_set_m128i(sc128, sc128);
+    const Levels levels(x[b]);
     __m256i sumi = _mm256_setzero_si256();
     for (int p = 0; p < 4; ++p) {
-      const __m256i qs = load32(x[b].qs + 32 * p);
-      const __m256i lo = _mm256_and_si256(qs, low4);
-      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qs, 4), low4);
-      const __m256i plo = _mm256_maddubs_epi16(lo, load32(y[b].qs + 64 * p));  // int16, |.| <= 2*15*127
-      const __m256i phi = _mm256_maddubs_epi16(hi, load32(y[b].qs + 64 * p + 32));
-      sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(_mm256_madd_epi16(plo, pick16(scales, 2 * p)),
-                                                     _mm256_madd_epi16(phi, pick16(scales, 2 * p + 1))));
-    }
-    const float dy = y[b].d;
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(dy * fp16(x[b].d)), _mm256_cvtepi32_ps(sumi), acc);
-    acc_m = _mm256_fmadd_ps(_mm256_set1_ps(dy * fp16(x[b].dmin)),
-                            _mm256_cvtepi32_ps(mins_times_bsums32(mn, y[b].bsums)), acc_m);
-  }
-  return hsum(acc) - hsum(acc_m);
-}
-
-// q5_K . q8_K: as q4_K with q = nibble | (qh[l] >> j & 1) << 4 for sub-block j (q 0..31).
-LB_AVX2 float dot_q5_K_q8_K_v(int64_t n, const void* vx, const void* vy) {
-  const auto* x = static_cast<const BlockQ5_K*>(vx);
-  const auto* y = static_cast<const BlockQ8_K*>(vy);
-  const __m256i low4 = _mm256_set1_epi8(0x0F);
-  const __m256i bit4 = _mm256_set1_epi8(0x10);
-  __m256 acc = _mm256_setzero_ps(), acc_m = _mm256_setzero_ps();
-  for (int64_t b = 0; b < n / kQK_K; ++b) {
-    uint64_t sc, mn;
-    unpack_scales_mins_k4(x[b].scales, sc, mn);
-    const __m128i sc128 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(int64_t(sc)));
-    const __m256i scales = _mm256_set_m128i(sc128, sc128);
-    __m256i qh = load32(x[b].qh);  // bit j of byte l: fifth bit of value 32j + l; shifted down as j advances
-    __m256i sumi = _mm256_setzero_si256();
-    for (int p = 0; p < 4; ++p) {
-      const __m256i qs = load32(x[b].qs + 32 * p);
-      const __m256i lo = _mm256_or_si256(_mm256_and_si256(qs, low4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), bit4));
-      const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qs, 4), low4),
-                                         _mm256_and_si256(_mm256_slli_epi16(qh, 3), bit4));
-      qh = _mm256_srli_epi16(qh, 2);
-      const __m256i plo = _mm256_maddubs_epi16(lo, load32(y[b].qs + 64 * p));  // |.| <= 2*31*127
+      __m256i lo, hi;
+      levels.get(p, lo, hi);
+      const __m256i plo = _mm256_maddubs_epi16(lo, load32(y[b].qs + 64 * p));  // int16, |.| <= 2*31*127
       const __m256i phi = _mm256_maddubs_epi16(hi, load32(y[b].qs + 64 * p + 32));
       sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(_mm256_madd_epi16(plo, pick16(scales, 2 * p)),
                                                      _mm256_madd_epi16(phi, pick16(scales, 2 * p + 1))));
@@ -228,8 +196,8 @@ VecDotFn avx2_kquant_vec_dot(FormatId id) {
   switch (id) {
     case FormatId::Q2_K: return dot_q2_K_q8_K_v;
     case FormatId::Q3_K: return dot_q3_K_q8_K_v;
-    case FormatId::Q4_K: return dot_q4_K_q8_K_v;
-    case FormatId::Q5_K: return dot_q5_K_q8_K_v;
+    case FormatId::Q4_K: return dot_k4_q8_K_v<K4Levels>;
+    case FormatId::Q5_K: return dot_k4_q8_K_v<K5Levels>;
     case FormatId::Q6_K: return dot_q6_K_q8_K_v;
     default: return nullptr;
   }

@@ -144,7 +144,8 @@ void add_spm_added_tokens(SpmVocab& v, const fs::path& dir, int n_vocab) {
 
 }  // namespace
 
-const char* gguf_pre_tokenizer_name(PreTokenizer pre) {
+const char* gguf_pre_tokenizer_name(PreTokenizer pre, DigitSplit digits) {
+  if (pre == PreTokenizer::GPT2 && digits == DigitSplit::Individual) return "smollm";
   switch (pre) {
     case PreTokenizer::GPT2: return "gpt-2";
     case PreTokenizer::Llama3: return "llama-bpe";
@@ -234,12 +235,16 @@ void write_bpe_tokenizer(GgufWriter& w, const BpeVocab& v, int n_vocab, const Hf
   if (v.add_prefix_space)
     log_warn(where + ": the ByteLevel pre-tokenizer adds a prefix space; llama.cpp's gpt2 vocab has no such "
                      "option, so llama.cpp will tokenize the start of a text differently");
-  const bool llama_ignores_merges = v.pre == PreTokenizer::Llama3;  // llama.cpp sets ignore_merges for llama-bpe only
+  const char* pre_name = gguf_pre_tokenizer_name(v.pre, v.digits);
+  if (gguf_digit_split(pre_name) != v.digits)
+    log_warn(fmt::format("{}: llama.cpp has no pre-tokenizer that splits {} before the '{}' regex; '{}' is written, "
+                         "so llama.cpp will tokenize numbers differently",
+                         where, v.digits == DigitSplit::Runs ? "runs of digits" : "single digits", pre_name, pre_name));
+  const bool llama_ignores_merges = gguf_ignores_merges(pre_name);  // llama.cpp sets ignore_merges for llama-bpe only
   if (v.ignore_merges != llama_ignores_merges)
     log_warn(fmt::format("{}: ignore_merges is {} but llama.cpp's '{}' pre-tokenizer {} it; a word in the vocab "
                          "that merges do not build may tokenize differently in llama.cpp",
-                         where, v.ignore_merges, gguf_pre_tokenizer_name(v.pre),
-                         llama_ignores_merges ? "sets" : "does not set"));
+                         where, v.ignore_merges, pre_name, llama_ignores_merges ? "sets" : "does not set"));
 
   const int32_t bos = x.bos_id >= 0 ? x.bos_id : v.bos_id;
   const int32_t eos = x.eos_id >= 0 ? x.eos_id : v.eos_id;
@@ -248,7 +253,7 @@ void write_bpe_tokenizer(GgufWriter& w, const BpeVocab& v, int n_vocab, const Hf
   if (add_bos && bos < 0) fail(where, "the tokenizer adds BOS but names no BOS token", "check tokenizer_config.json");
 
   w.set("tokenizer.ggml.model", "gpt2");
-  w.set("tokenizer.ggml.pre", gguf_pre_tokenizer_name(v.pre));
+  w.set("tokenizer.ggml.pre", pre_name);
   w.set("tokenizer.ggml.tokens", GgufArray::of(std::move(tokens)));
   w.set("tokenizer.ggml.token_type", GgufArray::of(types));
   w.set("tokenizer.ggml.merges", GgufArray::of(v.merges));

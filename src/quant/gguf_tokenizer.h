@@ -44,8 +44,10 @@ struct HfTokenizerExtras {
 HfTokenizerExtras read_hf_tokenizer_extras(const std::string& dir, const std::string& config_dir, int n_vocab,
                                            const std::function<int32_t(const std::string&)>& id_of);
 
-// llama.cpp's tokenizer.ggml.pre name for lowbit's pre-tokenizer regex.
-const char* gguf_pre_tokenizer_name(PreTokenizer pre);
+// llama.cpp's tokenizer.ggml.pre name for lowbit's pre-tokenizer regex, after a digit split
+// ("smollm" for GPT-2's regex after single digits). A digit split llama.cpp has no name for
+// gives the regex's name: gguf_digit_split of the result then differs from `digits`.
+const char* gguf_pre_tokenizer_name(PreTokenizer pre, DigitSplit digits = DigitSplit::None);
 
 // The GGUF token type llama.cpp's converter gives an added token.
 int32_t added_token_type(const std::string& text, bool special);

@@ -28,7 +28,7 @@ constexpr Mix kMixes[] = {
     {"Q4_K_M", 15, FormatId::Q4_K}, {"Q5_K_S", 16, FormatId::Q5_K}, {"Q5_K_M", 17, FormatId::Q5_K},
     {"Q6_K", 18, FormatId::Q6_K},
 };
-enum : uint32_t { kQ2_K = 10, kQ3_K_S = 11, kQ3_K_M = 12, kQ3_K_L = 13, kQ4_K_S = 14, kQ4_K_M = 15, kQ5_K_S = 16, kQ5_K_M = 17 };
+enum : uint32_t { kQ4_0 = 2, kQ5_0 = 8, kQ2_K = 10, kQ3_K_S = 11, kQ3_K_M = 12, kQ3_K_L = 13, kQ4_K_S = 14, kQ4_K_M = 15, kQ5_K_S = 16, kQ5_K_M = 17 };
 
 // LLAMA_FTYPE for a "pure" single-format recipe.
 uint32_t pure_file_type(FormatId f) {
@@ -108,7 +108,7 @@ std::string recipe_type_names() {
 }
 
 FormatId mix_tensor_type(uint32_t ft, FormatId base, const std::string& name, int layer, int n_layers, int n_gqa,
-                         bool has_output, int64_t row_len, std::string* note) {
+                         bool has_output, int64_t row_len, std::string* note, bool has_imatrix) {
   FormatId t = base;
   std::string why;
   const int i = layer, n = n_layers;
@@ -131,7 +131,13 @@ FormatId mix_tensor_type(uint32_t ft, FormatId base, const std::string& name, in
     else if (ft == kQ4_K_M) { if (use_more_bits(i, n)) t = FormatId::Q6_K; }
     else if (ft == kQ5_K_M && use_more_bits(i, n)) t = FormatId::Q6_K;
     else if (ft == kQ4_K_S && i < n / 8) t = FormatId::Q5_K;
-    if (t != base) why = "ffn_down upgrade";
+    else if ((ft == kQ4_0 || ft == kQ5_0) && has_imatrix && i < n / 8) {
+      // llama.cpp guards the first eighth of ffn_down against outliers with the min-carrying
+      // variant, but only with an imatrix, so that a plain quantization stays as it always was.
+      t = ft == kQ4_0 ? FormatId::Q4_1 : FormatId::Q5_1;
+      why = fmt::format("ffn_down of the first n_layer/8 layers with an imatrix -> {}", format_traits(t).name);
+    }
+    if (t != base && why.empty()) why = "ffn_down upgrade";
   } else if (has(name, "attn_output.weight")) {
     if (ft == kQ2_K) t = FormatId::Q3_K;
     else if (ft == kQ3_K_M) t = FormatId::Q4_K;
@@ -205,7 +211,8 @@ QuantPlan make_plan(const Model& m, const RecipeOptions& o) {
       t.note = o.keep_output && name == "output.weight" ? "--keep-output" : "not quantized";
     } else {
       if (mix_rules) {
-        t.type = mix_tensor_type(p.file_type, p.base, name, layer_of(name), c.n_layers, n_gqa, has_output, row, &t.note);
+        t.type = mix_tensor_type(p.file_type, p.base, name, layer_of(name), c.n_layers, n_gqa, has_output, row, &t.note,
+                                 o.has_imatrix);
       } else {
         t.type = fit_rows(p.base, row, &t.note);
       }

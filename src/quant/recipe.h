@@ -11,6 +11,12 @@
 //    q6_K, or q8_0 when its rows do not divide the base block; attn_v / ffn_down /
 //    attn_output / attn_qkv are upgraded per mix and layer (use_more_bits: first
 //    and last eighth of the layers and every third layer between).
+//  - with an importance matrix (RecipeOptions::has_imatrix, llama.cpp's qs.has_imatrix):
+//    Q4_0 / Q5_0 mixes store ffn_down of the first n_layer/8 layers as q4_1 / q5_1.
+//    That is the only has_imatrix rule for the mixes lowbit offers; llama.cpp's others
+//    concern IQ3_XXS and IQ4_NL / IQ4_XS mixes. llama-quantize refuses to run without an
+//    imatrix only for IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S and Q2_K_S, none of them a lowbit
+//    mix, so no lowbit TYPE needs one.
 //  - rows not a multiple of the chosen block size fall back:
 //    q2_K, q3_K -> iq4_nl; q4_K -> q5_0; q5_K -> q5_1; q6_K -> q8_0; other
 //    block formats -> f16; and f16 when the fallback's block does not divide
@@ -39,6 +45,7 @@ struct RecipeOptions {
   std::vector<std::string> tensor_types;    // "REGEX=TYPE"
   std::string output_type;                  // format for output.weight ("" = by rule)
   bool keep_output = false;                 // leave output.weight unquantized
+  bool has_imatrix = false;                 // an importance matrix will be used (--imatrix): changes some mix rules
 };
 
 struct TensorPlan {
@@ -71,7 +78,7 @@ QuantPlan make_plan(const Model& m, const RecipeOptions& opts);
 
 // Decision for one tensor, exposed for tests. `layer` -1 for non-layer tensors.
 FormatId mix_tensor_type(uint32_t file_type, FormatId base, const std::string& name, int layer, int n_layers,
-                         int n_gqa, bool has_output, int64_t row_len, std::string* note);
+                         int n_gqa, bool has_output, int64_t row_len, std::string* note, bool has_imatrix = false);
 
 // The plan as a table: tensor, shape, source type, type, bytes, note; then total size and
 // bits per weight, and the requantization warning when there is one.

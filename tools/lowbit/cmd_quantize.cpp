@@ -249,6 +249,7 @@ void register_quantize(CLI::App& app) {
       imatrix = read_imatrix(imatrix_path);
       eo.imatrix = &imatrix;
       eo.imatrix_path = imatrix_path;
+      ro.has_imatrix = true;
       fmt::print("imatrix   {}: {} entries, {} chunks, dataset '{}'\n", imatrix_path, imatrix.entries.size(),
                  imatrix.last_call, imatrix.dataset);
     }
