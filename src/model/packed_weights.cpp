@@ -2,6 +2,8 @@
 #include "model/packed_weights.h"
 
 #include <omp.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -67,6 +69,17 @@ const PackedKernels* packed_kernels(FormatId f) {
   }
 }
 
+// The runtime never reads a packed tensor's source bytes again: ask the kernel
+// to reclaim their pages, so a mapped file's pages do not stay resident beside
+// the packed copy. A hint only (MADV_PAGEOUT never changes contents: file pages
+// come back from the page cache if touched; heap pages are swapped or kept).
+void release_pages(const void* p, size_t n) {
+  static const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) & ~(page - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n) & ~(page - 1);
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_PAGEOUT);
+}
+
 }  // namespace
 
 bool can_pack(const TensorView& w) {
@@ -94,6 +107,7 @@ uint64_t pack_weights_for_cpu(Model& m, int n_threads) {
       k.pack(static_cast<const uint8_t*>(view.data) + size_t(g) * kPackedRows * row, row, kPackedRows, p->n_in,
              p->bytes.data() + size_t(g) * kPackedRows * row);
     packed_bytes += p->bytes.size();
+    release_pages(view.data, p->bytes.size());
     view.packed = p.get();
     m.packed.push_back(std::move(p));
   }
