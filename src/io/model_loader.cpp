@@ -10,7 +10,6 @@
 
 #include "io/gguf_model.h"
 #include "io/hf_model.h"
-#include "core/log.h"
 #include "io/llama2c.h"
 #include "lowbit/error.h"
 #include "model/packed_weights.h"
@@ -58,10 +57,7 @@ std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& op
     fail(path, fmt::format("the tokenizer has {} tokens but the model only {}", m->tokenizer->n_vocab(),
                            m->config.n_vocab),
          "the tokenizer does not belong to this model");
-  if (opts.pack_for_cpu)
-    if (const uint64_t bytes = pack_weights_for_cpu(*m, omp_get_max_threads()))
-      log_info(fmt::format("{}: repacked {:.1f} MiB of q4_0 / q8_0 weights 8 rows interleaved for the generation kernels "
-                           "(LOWBIT_PACK=0 turns this off)", path, double(bytes) / (1 << 20)));
+  if (opts.pack_for_cpu) pack_weights_for_cpu(*m, omp_get_max_threads());  // lowbit bench reports it
   return m;
 }
 
