@@ -8,6 +8,7 @@
 //    sub-block scales), the stories260K weights; 1, 2, 3, 5, 8, 17 blocks (odd counts
 //    take the kernels' single-block tail), unaligned buffers;
 //  * the result is deterministic (same bits on a second call, at another address);
+//  * the 4-row kernels give vec_dot's floats bit for bit;
 //  * on a CPU with AVX-512 + VNNI: the native kernel gives the emulated one's
 //    floats bit for bit (skipped elsewhere).
 #include <gtest/gtest.h>
@@ -203,6 +204,30 @@ TEST_P(Avx512Emulated, MatchesReferenceOnModelWeights) {
   EXPECT_GT(checked, 10);
 }
 
+// The 4-row kernel (legacy formats) gives vec_dot's floats bit for bit, row by row.
+TEST_P(Avx512Emulated, FourRowsEqualVecDot) {
+  const FormatId id = GetParam();
+  const VecDot4RowsFn four = avx512_emulated_vec_dot_4rows(id);
+  if (format_traits(id).block_size != kLegacyBlock) {
+    EXPECT_EQ(four, nullptr);
+    return;
+  }
+  ASSERT_NE(four, nullptr);
+  const std::vector<Case> cases = random_cases(id);
+  for (size_t i = 0; i + 4 <= cases.size(); i += 4) {  // 4 cases of one length: 3 quantized rows + 1 raw
+    const int64_t n = cases[i].n;
+    const size_t rb = cases[i].x.size();
+    std::vector<uint8_t> w;
+    for (size_t r = 0; r < 4; ++r) w.insert(w.end(), cases[i + r].x.begin(), cases[i + r].x.end());
+    float out[4];
+    four(n, w.data(), rb, cases[i].y.data(), out);
+    for (size_t r = 0; r < 4; ++r) {
+      const float one = avx512_emulated_vec_dot(id)(n, cases[i + r].x.data(), cases[i].y.data());
+      EXPECT_EQ(0, std::memcmp(&out[r], &one, sizeof(float))) << format_traits(id).name << " n = " << n << " row " << r;
+    }
+  }
+}
+
 TEST_P(Avx512Emulated, NativeGivesTheSameBits) {
   if (!cpu_features().has_avx512_level()) GTEST_SKIP() << "no AVX-512 + VNNI on this CPU: " << cpu_features_string();
   const VecDotFn native = avx512_vec_dot(GetParam()), emu = avx512_emulated_vec_dot(GetParam());
@@ -211,28 +236,42 @@ TEST_P(Avx512Emulated, NativeGivesTheSameBits) {
     const float a = native(c.n, c.x.data(), c.y.data()), b = emu(c.n, c.x.data(), c.y.data());
     EXPECT_EQ(0, std::memcmp(&a, &b, sizeof(float))) << format_traits(GetParam()).name << ", " << c.what << ": " << a << " vs " << b;
   }
+  if (const VecDot4RowsFn four = avx512_vec_dot_4rows(GetParam())) {
+    const Case& c = random_cases(GetParam()).back();
+    const size_t rb = c.x.size();
+    std::vector<uint8_t> w;
+    for (int r = 0; r < 4; ++r) w.insert(w.end(), c.x.begin(), c.x.end());
+    float a[4], b[4];
+    four(c.n, w.data(), rb, c.y.data(), a);
+    avx512_emulated_vec_dot_4rows(GetParam())(c.n, w.data(), rb, c.y.data(), b);
+    EXPECT_EQ(0, std::memcmp(a, b, sizeof(a))) << format_traits(GetParam()).name << " 4 rows";
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, Avx512Emulated, testing::ValuesIn(kFormats), name_of);
 
 }  // namespace
 
-// The two builds have the same table: exactly kFormats, the rest keep AVX2 / the reference.
+// The two builds have the same tables: vec_dot for exactly kFormats (the rest keep AVX2
+// or the reference), 4 rows for the legacy 32-value ones.
 TEST(Avx512Dispatch, KernelTable) {
   for (const FormatTraits& f : all_formats()) {
     const bool listed = std::find(std::begin(kFormats), std::end(kFormats), f.id) != std::end(kFormats);
     EXPECT_EQ(avx512_emulated_vec_dot(f.id) != nullptr, listed) << f.name;
     EXPECT_EQ(avx512_vec_dot(f.id) != nullptr, listed) << f.name;
+    const bool four = listed && f.block_size == kLegacyBlock;
+    EXPECT_EQ(avx512_emulated_vec_dot_4rows(f.id) != nullptr, four) << f.name;
+    EXPECT_EQ(avx512_vec_dot_4rows(f.id) != nullptr, four) << f.name;
   }
 }
 
-// At the AVX-512 level the AVX-512 kernel is chosen (where the CPU has one), and no
-// AVX2 4-row kernel stands next to it (those equal the AVX2 vec_dot only).
+// At the AVX-512 level the AVX-512 kernels are chosen (where the CPU has them), and
+// no AVX2 4-row kernel stands next to an AVX-512 vec_dot (those equal the AVX2 vec_dot only).
 TEST(Avx512Dispatch, PrefersAvx512AtThatLevel) {
   if (best_isa_supported() < IsaLevel::Avx512) GTEST_SKIP() << "no AVX-512 + VNNI on this CPU";
   for (FormatId id : kFormats) EXPECT_EQ(vec_dot_for_isa(id, IsaLevel::Avx512), avx512_vec_dot(id));
   if (active_isa() == IsaLevel::Avx512) {
-    for (FormatId id : kFormats) EXPECT_EQ(format_traits(id).vec_dot_4rows, nullptr) << format_traits(id).name;
+    for (FormatId id : kFormats) EXPECT_EQ(format_traits(id).vec_dot_4rows, avx512_vec_dot_4rows(id)) << format_traits(id).name;
   }
 }
 

@@ -28,11 +28,9 @@
 
 #ifdef LOWBIT_AVX512_EMULATED
 #include "core/half.h"
-#ifdef __clang__
-// SIMDe's vector types pass by value without -mavx512f: clang's note that this ABI
-// differs from a native build's is moot for code that is never mixed with one.
-#pragma clang diagnostic ignored "-Wpsabi"
-#endif
+// SIMDe's vector types pass by value without -mavx512f: the compilers' note that this
+// ABI differs from a native build's is moot for code that is never mixed with one.
+#pragma GCC diagnostic ignored "-Wpsabi"
 #define SIMDE_ENABLE_NATIVE_ALIASES
 #include <simde/x86/avx512.h>
 #include <simde/x86/f16c.h>

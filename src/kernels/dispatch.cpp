@@ -55,9 +55,9 @@ VecDotFn vec_dot_for_isa(FormatId id, IsaLevel level) {
 VecDotFn best_vec_dot(FormatId id) { return vec_dot_for_isa(id, active_isa()); }
 
 VecDot4RowsFn best_vec_dot_4rows(FormatId id) {
-  // A 4-row kernel must give vec_dot's floats bit for bit; the AVX2 ones match the
-  // AVX2 vec_dot only, so none where an AVX-512 vec_dot is in use (no AVX-512 4-row kernels yet).
-  if (active_isa() >= IsaLevel::Avx512 && avx512_vec_dot(id)) return nullptr;
+  // A 4-row kernel must give vec_dot's floats bit for bit: where the AVX-512 vec_dot is
+  // in use, only its own 4-row kernel (or none), never the AVX2 one.
+  if (active_isa() >= IsaLevel::Avx512 && avx512_vec_dot(id)) return avx512_vec_dot_4rows(id);
   return active_isa() >= IsaLevel::Avx2 ? avx2_vec_dot_4rows(id) : nullptr;
 }
 

@@ -2,7 +2,7 @@
 // scalar references in formats/*.cpp (integer sums exact; only the float
 // summation order differs, as in the AVX2 kernels):
 //   legacy 32-value formats (q8_0, q4_0, q5_0, iq4_nl . q8_0; q4_1, q5_1 . q8_1):
-//     two blocks per 512-bit register, one dpbusd per pair;
+//     two blocks per 512-bit register, one dpbusd per pair; also 4 rows per call;
 //   k-quants (q2_K .. q6_K . q8_K): 64 values per register, one dpbusd each,
 //     each int32 lane multiplied by its sub-block's scale (one permute + mullo);
 //   f16 / bf16 . f32: 16 values per register.
@@ -16,6 +16,8 @@
 // functions are reached only through kernels/dispatch.cpp after
 // cpu_features().has_avx512_level(), and with -DLOWBIT_AVX512_EMULATED under
 // SIMDe for tests/test_avx512_emulated.cpp.
+#include <type_traits>
+
 #include "formats/blocks_legacy.h"
 #include "formats/k_quants.h"
 #include "kernels/dispatch.h"
@@ -77,13 +79,25 @@ LB_AVX512 inline __m512i levels_u8(const BlockIQ4_NL& a, const BlockIQ4_NL& b) {
   return _mm512_shuffle_epi8(_mm512_broadcast_i32x4(load16(kIq4nlU8)), unpack_nibbles_pair(a.qs, b.qs));
 }
 
-// Exact int32 sums of level * y for blocks a (lanes 0..7) and b (lanes 8..15).
+// One activation block pair: its bytes [ya | yb] and, for formats with an offset,
+// dpbusd(offset, y), which turns sum(u * y) into sum(level * y). Shared by the rows
+// of a multi-row call.
+struct PairY {
+  __m512i y, correction;
+};
 template <class Block, class YBlock>
-LB_AVX512 inline __m512i block_pair_dot(const Block& a, const Block& b, const YBlock& ya, const YBlock& yb) {
+LB_AVX512 inline PairY pair_y(const YBlock& ya, const YBlock& yb) {
   const __m512i y = join(load32(ya.qs), load32(yb.qs));
-  const __m512i sum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), levels_u8(a, b), y);
+  if constexpr (kOffset<Block> == 0) return {y, _mm512_setzero_si512()};
+  return {y, _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(char(kOffset<Block>)), y)};
+}
+
+// Exact int32 sums of level * y for blocks a (lanes 0..7) and b (lanes 8..15).
+template <class Block>
+LB_AVX512 inline __m512i block_pair_dot(const Block& a, const Block& b, const PairY& py) {
+  const __m512i sum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), levels_u8(a, b), py.y);
   if constexpr (kOffset<Block> == 0) return sum;
-  return _mm512_sub_epi32(sum, _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(char(kOffset<Block>)), y));
+  return _mm512_sub_epi32(sum, py.correction);
 }
 
 // Both block scales as one f32 vector: lanes 0..7 = sa, lanes 8..15 = sb.
@@ -91,40 +105,47 @@ LB_AVX512 inline __m512 pair_scales(float sa, float sb) {
   return _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(sa), _mm512_set1_ps(sb));
 }
 
-// Blocks b, b + 1 of the row; an odd last block is paired with itself at scale 0.
-// q8_0, q4_0, q5_0, iq4_nl . q8_0:  sum_b d_x * d_y * sum(level * y).
-template <class Block>
-LB_AVX512 float dot_q8_0(int64_t n, const void* vx, const void* vy) {
-  const auto* x = static_cast<const Block*>(vx);
-  const auto* y = static_cast<const BlockQ8_0*>(vy);
+// q4_1, q5_1 have a block min m and pair with q8_1 (y.s = d_y * sum(y)); the others with q8_0.
+template <class Block> inline constexpr bool kHasMin = requires(const Block& b) { b.m; };
+template <class Block> using YBlockOf = std::conditional_t<kHasMin<Block>, BlockQ8_1, BlockQ8_0>;
+
+// R weight rows (x, x + stride, ...) against one activation row:
+//   out[r] = sum_b d_x * d_y * sum(level * y)  (+ m_x * s_y for q4_1, q5_1).
+// Blocks b, b + 1 per step; an odd last block is paired with itself at scale 0. Each
+// row runs the same operations whatever R, so the 4-row kernel (R = 4) gives the
+// vec_dot's (R = 1) floats bit for bit; y and its correction are loaded once per step.
+template <class Block, int R>
+LB_AVX512 void dot_legacy_rows(int64_t n, const void* vx, size_t stride, const void* vy, float* out) {
+  using YBlock = YBlockOf<Block>;
+  const auto* y = static_cast<const YBlock*>(vy);
+  const Block* x[R];
+  for (int r = 0; r < R; ++r) x[r] = reinterpret_cast<const Block*>(static_cast<const uint8_t*>(vx) + r * stride);
   const int64_t nb = n / kLegacyBlock;
-  __m512 acc = _mm512_setzero_ps();
+  __m512 acc[R];
+  float offset[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps(), offset[r] = 0;
   for (int64_t b = 0; b < nb; b += 2) {
     const int64_t c = b + 1 < nb ? b + 1 : b;
-    const float sb = c == b ? 0.f : fp16(x[c].d) * fp16(y[c].d);
-    const __m512i sumi = block_pair_dot(x[b], x[c], y[b], y[c]);
-    acc = _mm512_fmadd_ps(pair_scales(fp16(x[b].d) * fp16(y[b].d), sb), _mm512_cvtepi32_ps(sumi), acc);
+    const PairY py = pair_y<Block>(y[b], y[c]);
+    const float dyb = fp16(y[b].d), dyc = fp16(y[c].d);
+    for (int r = 0; r < R; ++r) {
+      const float sb = c == b ? 0.f : fp16(x[r][c].d) * dyc;
+      const __m512i sumi = block_pair_dot(x[r][b], x[r][c], py);
+      acc[r] = _mm512_fmadd_ps(pair_scales(fp16(x[r][b].d) * dyb, sb), _mm512_cvtepi32_ps(sumi), acc[r]);
+      if constexpr (kHasMin<Block>) {
+        offset[r] = std::fma(fp16(x[r][b].m), fp16(y[b].s), offset[r]);
+        if (c != b) offset[r] = std::fma(fp16(x[r][c].m), fp16(y[c].s), offset[r]);
+      }
+    }
   }
-  return hsum(acc);
+  for (int r = 0; r < R; ++r) out[r] = kHasMin<Block> ? hsum(acc[r]) + offset[r] : hsum(acc[r]);
 }
 
-// q4_1, q5_1 . q8_1:  sum_b d_x * d_y * sum(q * y) + m_x * s_y.
 template <class Block>
-LB_AVX512 float dot_q8_1(int64_t n, const void* vx, const void* vy) {
-  const auto* x = static_cast<const Block*>(vx);
-  const auto* y = static_cast<const BlockQ8_1*>(vy);
-  const int64_t nb = n / kLegacyBlock;
-  __m512 acc = _mm512_setzero_ps();
-  float offset = 0;
-  for (int64_t b = 0; b < nb; b += 2) {
-    const int64_t c = b + 1 < nb ? b + 1 : b;
-    const float sb = c == b ? 0.f : fp16(x[c].d) * fp16(y[c].d);
-    const __m512i sumi = block_pair_dot(x[b], x[c], y[b], y[c]);
-    acc = _mm512_fmadd_ps(pair_scales(fp16(x[b].d) * fp16(y[b].d), sb), _mm512_cvtepi32_ps(sumi), acc);
-    offset = std::fma(fp16(x[b].m), fp16(y[b].s), offset);
-    if (c != b) offset = std::fma(fp16(x[c].m), fp16(y[c].s), offset);
-  }
-  return hsum(acc) + offset;
+LB_AVX512 float dot_legacy(int64_t n, const void* vx, const void* vy) {
+  float out;
+  dot_legacy_rows<Block, 1>(n, vx, 0, vy, &out);
+  return out;
 }
 
 // ---------------------------------------------------------------- k-quants (y is q8_K)
@@ -325,12 +346,12 @@ LB_AVX512 float dot_bf16_f32(int64_t n, const void* vx, const void* vy) {
 
 VecDotFn kernel_for(FormatId id) {
   switch (id) {
-    case FormatId::Q8_0: return dot_q8_0<BlockQ8_0>;
-    case FormatId::Q4_0: return dot_q8_0<BlockQ4_0>;
-    case FormatId::Q4_1: return dot_q8_1<BlockQ4_1>;
-    case FormatId::Q5_0: return dot_q8_0<BlockQ5_0>;
-    case FormatId::Q5_1: return dot_q8_1<BlockQ5_1>;
-    case FormatId::IQ4_NL: return dot_q8_0<BlockIQ4_NL>;
+    case FormatId::Q8_0: return dot_legacy<BlockQ8_0>;
+    case FormatId::Q4_0: return dot_legacy<BlockQ4_0>;
+    case FormatId::Q4_1: return dot_legacy<BlockQ4_1>;
+    case FormatId::Q5_0: return dot_legacy<BlockQ5_0>;
+    case FormatId::Q5_1: return dot_legacy<BlockQ5_1>;
+    case FormatId::IQ4_NL: return dot_legacy<BlockIQ4_NL>;
     case FormatId::Q2_K: return dot_q2_K;
     case FormatId::Q3_K: return dot_q3_K;
     case FormatId::Q4_K: return dot_q4_K;
@@ -342,12 +363,26 @@ VecDotFn kernel_for(FormatId id) {
   }
 }
 
+VecDot4RowsFn kernel_4rows_for(FormatId id) {
+  switch (id) {
+    case FormatId::Q8_0: return dot_legacy_rows<BlockQ8_0, 4>;
+    case FormatId::Q4_0: return dot_legacy_rows<BlockQ4_0, 4>;
+    case FormatId::Q4_1: return dot_legacy_rows<BlockQ4_1, 4>;
+    case FormatId::Q5_0: return dot_legacy_rows<BlockQ5_0, 4>;
+    case FormatId::Q5_1: return dot_legacy_rows<BlockQ5_1, 4>;
+    case FormatId::IQ4_NL: return dot_legacy_rows<BlockIQ4_NL, 4>;
+    default: return nullptr;
+  }
+}
+
 }  // namespace
 
 #ifdef LOWBIT_AVX512_EMULATED
 VecDotFn avx512_emulated_vec_dot(FormatId id) { return kernel_for(id); }
+VecDot4RowsFn avx512_emulated_vec_dot_4rows(FormatId id) { return kernel_4rows_for(id); }
 #else
 VecDotFn avx512_vec_dot(FormatId id) { return kernel_for(id); }
+VecDot4RowsFn avx512_vec_dot_4rows(FormatId id) { return kernel_4rows_for(id); }
 #endif
 
 }  // namespace lowbit
