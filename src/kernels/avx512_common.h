@@ -64,12 +64,6 @@ inline __m512 cvtepi32_ps(__m512i v) { return join(_mm256_cvtepi32_ps(lo256(v)),
 inline __m512 cvtph_ps(__m256i h) {
   return join(_mm256_cvtph_ps(_mm256_castsi256_si128(h)), _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1)));
 }
-inline __m512i cvtepu8_epi32(__m128i v) {
-  return join(_mm256_cvtepu8_epi32(v), _mm256_cvtepu8_epi32(_mm_srli_si128(v, 8)));
-}
-inline __m512i cvtepi8_epi32(__m128i v) {
-  return join(_mm256_cvtepi8_epi32(v), _mm256_cvtepi8_epi32(_mm_srli_si128(v, 8)));
-}
 inline __m512i cvtepu16_epi32(__m256i v) {
   return join(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(v)), _mm256_cvtepu16_epi32(_mm256_extracti128_si256(v, 1)));
 }
@@ -93,8 +87,6 @@ inline __m256 fmadd256(__m256 a, __m256 b, __m256 c) {
 #define _mm256_fmadd_ps(a, b, c) lowbit::avx512_emulated::gaps::fmadd256(a, b, c)
 #define _mm512_cvtepi32_ps(v) lowbit::avx512_emulated::gaps::cvtepi32_ps(v)
 #define _mm512_cvtph_ps(v) lowbit::avx512_emulated::gaps::cvtph_ps(v)
-#define _mm512_cvtepu8_epi32(v) lowbit::avx512_emulated::gaps::cvtepu8_epi32(v)
-#define _mm512_cvtepi8_epi32(v) lowbit::avx512_emulated::gaps::cvtepi8_epi32(v)
 #define _mm512_cvtepu16_epi32(v) lowbit::avx512_emulated::gaps::cvtepu16_epi32(v)
 #undef _mm512_madd_epi16  // SIMDe 0.7.4 aliases it with the 4 arguments of the masked form
 #define _mm512_madd_epi16(a, b) simde_mm512_madd_epi16(a, b)
@@ -142,11 +134,17 @@ LB_AVX512 inline __m512 add_scaled(__m512 acc, float scale, __m512i sumi) {
   return _mm512_fmadd_ps(_mm512_set1_ps(scale), _mm512_cvtepi32_ps(sumi), acc);
 }
 
-// Int32 lanes i = 0..15 -> v[first + i / per], per = lanes per group (a power of two):
-// the scale of each lane's group, picked from 16 int32 scales by one permute.
-LB_AVX512 inline __m512i spread32(__m512i v, int first, int log2_per) {
-  const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-  return _mm512_permutexvar_epi32(_mm512_add_epi32(_mm512_set1_epi32(first), _mm512_srli_epi32(iota, log2_per)), v);
+// v >> n in each 16-bit lane, n a run-time count (constant after inlining: the compilers
+// then emit the immediate form; SIMDe under clang insists that srli's count is a literal).
+LB_AVX512 inline __m512i srl16(__m512i v, int n) { return _mm512_srl_epi16(v, _mm_cvtsi32_si128(n)); }
+
+// Int16 lanes j = 0..31 -> v[first + j / per], per = 2^log2_per lanes per group:
+// the scale of each lane's group, picked from up to 32 int16 scales by one permute.
+LB_AVX512 inline __m512i spread16(__m512i v, int first, int log2_per) {
+  const __m512i iota = _mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13,
+                                        12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  const __m512i idx = _mm512_add_epi16(_mm512_set1_epi16(short(first)), srl16(iota, log2_per));
+  return _mm512_permutexvar_epi16(idx, v);
 }
 
 // q4_K / q5_K: the 12 scale bytes hold 8 x (6-bit scale, 6-bit min) (formats/k_quants.h

@@ -3,13 +3,13 @@
 // summation order differs, as in the AVX2 kernels):
 //   legacy 32-value formats (q8_0, q4_0, q5_0, iq4_nl . q8_0; q4_1, q5_1 . q8_1):
 //     two blocks per 512-bit register, one dpbusd per pair; also 4 rows per call;
-//   k-quants (q2_K .. q6_K . q8_K): 64 values per register, one dpbusd each,
-//     each int32 lane multiplied by its sub-block's scale (one permute + mullo);
+//   k-quants (q2_K .. q6_K . q8_K): 64 values per register, one maddubs each, the
+//     sub-block scales applied by VNNI's dpwssd (int16 x int16 -> int32);
 //   f16 / bf16 . f32: 16 values per register.
 //
-// VNNI's dpbusd multiplies unsigned by signed bytes, so every weight is fed as
-// an unsigned level u = level + offset (offset 0, 8, 16 or 128 per format) and
-// the offset is taken back exactly with one more dpbusd of the offset with y:
+// Legacy formats: VNNI's dpbusd multiplies unsigned by signed bytes, so every
+// weight is fed as an unsigned level u = level + offset (offset 0, 8, 16 or 128
+// per format) and the offset is taken back exactly with one more dpbusd:
 //   sum(level * y) = dpbusd(u, y) - dpbusd(offset, y).
 //
 // Built twice (kernels/avx512_common.h): natively for the library, where the
@@ -150,19 +150,18 @@ LB_AVX512 float dot_legacy(int64_t n, const void* vx, const void* vy) {
 
 // ---------------------------------------------------------------- k-quants (y is q8_K)
 // Each 512-bit step covers 64 consecutive values 64c .. 64c + 63 of a super-block:
-// u = unsigned levels, y = q8_K's bytes there; dpbusd gives 16 int32 lanes of 4
-// values, lane i in sub-block (64c + 4i) / size, and is multiplied by that
-// sub-block's integer scale (spread32 of the 16 int32 scales).
+// u = unsigned levels (at most 63), y = q8_K's bytes there. maddubs gives 32 int16
+// lanes u[2j] y[2j] + u[2j+1] y[2j+1] (|.| <= 2 * 63 * 127: no saturation), and VNNI's
+// dpwssd adds each lane times its sub-block's int16 scale to int32 lanes, exactly.
+// sc16: the super-block's sub-block scales in int16 lanes 0..7 (q4_K, q5_K) or 0..15.
 
-// Sub-blocks of 32 (q4_K, q5_K): lanes 0..7 = sub-block 2c, 8..15 = 2c + 1.
-LB_AVX512 inline __m512i scaled_dot32(__m512i u, const int8_t* y, __m512i sc32, int c) {
-  const __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, load64(y));
-  return _mm512_mullo_epi32(d, spread32(sc32, 2 * c, 3));
+// Sub-blocks of 32 (q4_K, q5_K): int16 lanes 0..15 = sub-block 2c, 16..31 = 2c + 1.
+LB_AVX512 inline __m512i scaled_dot32(__m512i acc, __m512i u, const int8_t* y, __m512i sc16, int c) {
+  return _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(u, load64(y)), spread16(sc16, 2 * c, 4));
 }
-// Sub-blocks of 16 (q2_K, q3_K, q6_K): lanes 4g .. 4g + 3 = sub-block 4c + g.
-LB_AVX512 inline __m512i scaled_dot16(__m512i u, const int8_t* y, __m512i sc32, int c) {
-  const __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, load64(y));
-  return _mm512_mullo_epi32(d, spread32(sc32, 4 * c, 2));
+// Sub-blocks of 16 (q2_K, q3_K, q6_K): int16 lanes 8g .. 8g + 7 = sub-block 4c + g.
+LB_AVX512 inline __m512i scaled_dot16(__m512i acc, __m512i u, const int8_t* y, __m512i sc16, int c) {
+  return _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(u, load64(y)), spread16(sc16, 4 * c, 3));
 }
 
 // sum_j m[j] * (bsums[2j] + bsums[2j+1]) for 8 mins (bytes of `mins`), as 8 int32 lanes.
@@ -172,10 +171,19 @@ LB_AVX512 inline __m256i mins_times_bsums32(uint64_t mins, const int16_t* bsums)
   return _mm256_madd_epi16(m16, load32(bsums));
 }
 
-// 2-bit fields of 32 bytes at bit offsets s (low half) and s + 2 (high half), as bytes 0..3.
-LB_AVX512 inline __m512i two_bit_pair(__m256i q, int s) {
-  const __m256i a = _mm256_srli_epi16(q, s);
-  return _mm512_and_si512(join(a, _mm256_srli_epi16(a, 2)), _mm512_set1_epi8(3));
+// [q >> s0, q >> s1] for 32 bytes at p (16-bit shifts): a broadcast load and a blend,
+// which keep the shuffle port free, unlike joining two registers.
+LB_AVX512 inline __m512i shifted_pair(const uint8_t* p, int s0, int s1) {
+  const __m512i q = _mm512_broadcast_i64x4(load32(p));
+  return _mm512_mask_blend_epi64(0xF0, srl16(q, s0), srl16(q, s1));
+}
+// 4-bit fields of 32 bytes at p: low nibbles (low half), high nibbles (high half).
+LB_AVX512 inline __m512i nibble_pair(const uint8_t* p) {
+  return _mm512_and_si512(shifted_pair(p, 0, 4), _mm512_set1_epi8(0x0F));
+}
+// 2-bit fields of 32 bytes at p, bit offsets s (low half) and s + 2 (high half), as bytes 0..3.
+LB_AVX512 inline __m512i two_bit_pair(const uint8_t* p, int s) {
+  return _mm512_and_si512(shifted_pair(p, s, s + 2), _mm512_set1_epi8(3));
 }
 // Mask of the bytes of [v, v] with bit k set (low half) / bit k + 1 set (high half).
 LB_AVX512 inline mask64 bit_pair_mask(__m512i vv, int k) {
@@ -192,12 +200,11 @@ LB_AVX512 float dot_q4_K(int64_t n, const void* vx, const void* vy) {
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     uint64_t sc, mn;
     unpack_scales_mins_k4(x[b].scales, sc, mn);
-    const __m512i sc32 = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(sc)));
+    const __m512i sc16 = zext(_mm256_cvtepu8_epi16(_mm_cvtsi64_si128(int64_t(sc))));
     __m512i sumi = _mm512_setzero_si512();
     for (int c = 0; c < 4; ++c) {
-      const __m256i qs = load32(x[b].qs + 32 * c);
-      const __m512i u = _mm512_and_si512(join(qs, _mm256_srli_epi16(qs, 4)), _mm512_set1_epi8(0x0F));
-      sumi = _mm512_add_epi32(sumi, scaled_dot32(u, y[b].qs + 64 * c, sc32, c));
+      const __m512i u = nibble_pair(x[b].qs + 32 * c);
+      sumi = scaled_dot32(sumi, u, y[b].qs + 64 * c, sc16, c);
     }
     acc = add_scaled(acc, y[b].d * fp16(x[b].d), sumi);
     acc_m = _mm256_fmadd_ps(_mm256_set1_ps(y[b].d * fp16(x[b].dmin)),
@@ -215,14 +222,13 @@ LB_AVX512 float dot_q5_K(int64_t n, const void* vx, const void* vy) {
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     uint64_t sc, mn;
     unpack_scales_mins_k4(x[b].scales, sc, mn);
-    const __m512i sc32 = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(sc)));
+    const __m512i sc16 = zext(_mm256_cvtepu8_epi16(_mm_cvtsi64_si128(int64_t(sc))));
     const __m512i qh = _mm512_broadcast_i64x4(load32(x[b].qh));
     __m512i sumi = _mm512_setzero_si512();
     for (int c = 0; c < 4; ++c) {
-      const __m256i qs = load32(x[b].qs + 32 * c);
-      __m512i u = _mm512_and_si512(join(qs, _mm256_srli_epi16(qs, 4)), _mm512_set1_epi8(0x0F));
+      __m512i u = nibble_pair(x[b].qs + 32 * c);
       u = _mm512_mask_add_epi8(u, bit_pair_mask(qh, 2 * c), u, _mm512_set1_epi8(16));
-      sumi = _mm512_add_epi32(sumi, scaled_dot32(u, y[b].qs + 64 * c, sc32, c));
+      sumi = scaled_dot32(sumi, u, y[b].qs + 64 * c, sc16, c);
     }
     acc = add_scaled(acc, y[b].d * fp16(x[b].d), sumi);
     acc_m = _mm256_fmadd_ps(_mm256_set1_ps(y[b].d * fp16(x[b].dmin)),
@@ -242,13 +248,13 @@ LB_AVX512 float dot_q2_K(int64_t n, const void* vx, const void* vy) {
   __m256 acc_m = _mm256_setzero_ps();
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     const __m128i s = load16(x[b].scales);
-    const __m512i sc32 = _mm512_cvtepu8_epi32(_mm_and_si128(s, low4));
+    const __m512i sc16 = zext(_mm256_cvtepu8_epi16(_mm_and_si128(s, low4)));
     const __m256i m16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(s, 4), low4));
     const __m256i mins = _mm256_madd_epi16(m16, load32(y[b].bsums));
     __m512i sumi = _mm512_setzero_si512();
     for (int c = 0; c < 4; ++c) {
-      const __m512i u = two_bit_pair(load32(x[b].qs + 32 * (c / 2)), 4 * (c % 2));
-      sumi = _mm512_add_epi32(sumi, scaled_dot16(u, y[b].qs + 64 * c, sc32, c));
+      const __m512i u = two_bit_pair(x[b].qs + 32 * (c / 2), 4 * (c % 2));
+      sumi = scaled_dot16(sumi, u, y[b].qs + 64 * c, sc16, c);
     }
     acc = add_scaled(acc, y[b].d * fp16(x[b].d), sumi);
     acc_m = _mm256_fmadd_ps(_mm256_set1_ps(y[b].d * fp16(x[b].dmin)), _mm256_cvtepi32_ps(mins), acc_m);
@@ -264,15 +270,16 @@ LB_AVX512 float dot_q3_K(int64_t n, const void* vx, const void* vy) {
   __m512 acc = _mm512_setzero_ps();
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     const __m128i sc8 = unpack_scales_q3_K(x[b].scales);  // -32..31
-    const __m512i sc32 = _mm512_cvtepi8_epi32(sc8);
+    const __m256i sc = _mm256_cvtepi8_epi16(sc8);
+    const __m512i sc16 = zext(sc);
     // 4 * sum_g sc[g] * bsums[g], the -4 of every q, as 8 int32 lanes
-    const __m256i bias = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), load32(y[b].bsums)), 2);
+    const __m256i bias = _mm256_slli_epi32(_mm256_madd_epi16(sc, load32(y[b].bsums)), 2);
     const __m512i hm = _mm512_broadcast_i64x4(load32(x[b].hmask));
     __m512i sumi = _mm512_setzero_si512();
     for (int c = 0; c < 4; ++c) {
-      __m512i u = two_bit_pair(load32(x[b].qs + 32 * (c / 2)), 4 * (c % 2));
+      __m512i u = two_bit_pair(x[b].qs + 32 * (c / 2), 4 * (c % 2));
       u = _mm512_mask_add_epi8(u, bit_pair_mask(hm, 2 * c), u, _mm512_set1_epi8(4));
-      sumi = _mm512_add_epi32(sumi, scaled_dot16(u, y[b].qs + 64 * c, sc32, c));
+      sumi = scaled_dot16(sumi, u, y[b].qs + 64 * c, sc16, c);
     }
     acc = add_scaled(acc, y[b].d * fp16(x[b].d), _mm512_sub_epi32(sumi, zext(bias)));
   }
@@ -291,15 +298,16 @@ LB_AVX512 float dot_q6_K(int64_t n, const void* vx, const void* vy) {
   __m512 acc = _mm512_setzero_ps();
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     const __m128i sc8 = load16(x[b].scales);
-    const __m512i sc32 = _mm512_cvtepi8_epi32(sc8);
-    const __m256i bias = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), load32(y[b].bsums)), 5);
+    const __m256i sc = _mm256_cvtepi8_epi16(sc8);
+    const __m512i sc16 = zext(sc);
+    const __m256i bias = _mm256_slli_epi32(_mm256_madd_epi16(sc, load32(y[b].bsums)), 5);  // 32 * sc . bsums
     __m512i sumi = _mm512_setzero_si512();
     for (int c = 0; c < 4; ++c) {
       const __m512i ql = load64(x[b].ql + 64 * (c / 2));
       const __m512i lo = _mm512_and_si512(c % 2 ? _mm512_srli_epi16(ql, 4) : ql, low4);
-      const __m512i top = two_bit_pair(load32(x[b].qh + 32 * (c / 2)), 4 * (c % 2));
+      const __m512i top = two_bit_pair(x[b].qh + 32 * (c / 2), 4 * (c % 2));
       const __m512i u = _mm512_or_si512(lo, _mm512_slli_epi16(top, 4));
-      sumi = _mm512_add_epi32(sumi, scaled_dot16(u, y[b].qs + 64 * c, sc32, c));  // |lane| <= 4*63*127*128
+      sumi = scaled_dot16(sumi, u, y[b].qs + 64 * c, sc16, c);  // |lane| <= 4 * 2*63*127 * 128
     }
     acc = add_scaled(acc, y[b].d * fp16(x[b].d), _mm512_sub_epi32(sumi, zext(bias)));
   }
