@@ -16,11 +16,13 @@
 // SIMDe 0.7.4 lacks a few 512-bit intrinsics the kernels use; the emulated build
 // defines those below from two 256-bit halves, and its fmadd rounds twice, so the
 // emulated build rounds once with std::fma (see "SIMDe gaps"). With that, the
-// emulated kernels give the native ones' floats bit for bit (the kernels write
-// scalar multiply-adds as std::fma too, so no build contracts them differently).
+// emulated kernels are meant to give the native ones' floats bit for bit (the
+// kernels write scalar multiply-adds as std::fma too, so no build contracts them
+// differently); test_avx512_emulated checks it on CPUs with AVX-512.
 //
-// Integer dot products use VNNI: dpbusd(acc, u, s) adds to each int32 lane k the
-// four products u[4k + i] * s[4k + i] (u unsigned bytes, s signed bytes), exactly.
+// Integer dot products use VNNI, exactly: dpbusd(acc, u, s) adds to int32 lane k
+// the four products u[4k + i] * s[4k + i] (u unsigned bytes, s signed bytes);
+// dpwssd(acc, a, b) adds the two int16 products a[2k] * b[2k] + a[2k+1] * b[2k+1].
 #pragma once
 #include <cmath>
 #include <cstdint>
