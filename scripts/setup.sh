@@ -14,6 +14,7 @@ PACKAGES=(
   libpcre2-dev               # Unicode pre-tokenizer regexes (GPT-2 / Llama-3 / Qwen2 BPE)
   libgtest-dev libgmock-dev  # tests
   libbenchmark-dev           # micro-benchmarks
+  libsimde-dev               # SIMDe: test_avx512_emulated runs the AVX-512 kernels in software
   clang libclang-rt-14-dev libomp-dev  # libFuzzer targets (clang + its OpenMP)
   librsvg2-bin               # rsvg-convert: test_report_render renders pareto.svg to PNG
 )

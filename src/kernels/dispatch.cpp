@@ -41,7 +41,10 @@ IsaLevel active_isa() {
 
 VecDotFn vec_dot_for_isa(FormatId id, IsaLevel level) {
   level = clamp(level);
-  // No AVX-512 kernels yet: the AVX-512 level uses the AVX2 ones (a superset ISA).
+  if (level >= IsaLevel::Avx512) {
+    if (VecDotFn k = avx512_vec_dot(id)) return k;
+  }
+  // Formats without an AVX-512 kernel use the AVX2 ones at the AVX-512 level (a superset ISA).
   if (level >= IsaLevel::Avx2) {
     if (VecDotFn k = avx2_kquant_vec_dot(id)) return k;
     return avx2_vec_dot(id);
@@ -52,6 +55,9 @@ VecDotFn vec_dot_for_isa(FormatId id, IsaLevel level) {
 VecDotFn best_vec_dot(FormatId id) { return vec_dot_for_isa(id, active_isa()); }
 
 VecDot4RowsFn best_vec_dot_4rows(FormatId id) {
+  // A 4-row kernel must give vec_dot's floats bit for bit: where the AVX-512 vec_dot is
+  // in use, only its own 4-row kernel (or none), never the AVX2 one.
+  if (active_isa() >= IsaLevel::Avx512 && avx512_vec_dot(id)) return avx512_vec_dot_4rows(id);
   return active_isa() >= IsaLevel::Avx2 ? avx2_vec_dot_4rows(id) : nullptr;
 }
 

@@ -35,5 +35,12 @@ VecDot4RowsFn avx2_vec_dot_4rows(FormatId id);  // dot_avx2.cpp
 // legacy and float formats (dot_avx2.cpp).
 VecDotFn avx2_kquant_vec_dot(FormatId id);
 DequantizeRowFn avx2_dequantize_row(FormatId id);  // dequant_avx2.cpp
+// AVX-512 (F, BW, VL + VNNI) kernels of the legacy, k-quant and float formats (dot_avx512.cpp).
+VecDotFn avx512_vec_dot(FormatId id);
+VecDot4RowsFn avx512_vec_dot_4rows(FormatId id);  // bit-identical to avx512_vec_dot row by row
+// The same kernels executed in software by SIMDe: defined only in test binaries that
+// compile dot_avx512.cpp a second time with LOWBIT_AVX512_EMULATED (CMakeLists.txt).
+VecDotFn avx512_emulated_vec_dot(FormatId id);
+VecDot4RowsFn avx512_emulated_vec_dot_4rows(FormatId id);
 
 }  // namespace lowbit
