@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/kquant_scales.h"
+
 #define LB_AVX2 __attribute__((target("avx2,fma,f16c")))
 
 namespace lowbit::avx2 {
@@ -48,18 +50,7 @@ LB_AVX2 inline __m256 add_scaled(__m256 acc, float scale, __m256i sumi) {
   return _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(sumi), acc);
 }
 
-// q4_K / q5_K: the 12 scale bytes hold 8 x (6-bit scale, 6-bit min) (formats/k_quants.h
-// get_scale_min_k4). Returns the scales (bytes 0..7) and the mins (bytes 0..7):
-//   j < 4:  sc = s[j] & 63,                         m = s[j+4] & 63
-//   j >= 4: sc = (s[j+4] & 15) | (s[j-4] >> 6) << 4, m = (s[j+4] >> 4) | (s[j] >> 6) << 4
-// done four bytes at a time on 32-bit words u0 = s[0..3], u1 = s[4..7], u2 = s[8..11].
-inline void unpack_scales_mins_k4(const uint8_t* s, uint64_t& scales, uint64_t& mins) {
-  const uint32_t u0 = load_u32(s), u1 = load_u32(s + 4), u2 = load_u32(s + 8);
-  const uint32_t sc_lo = u0 & 0x3f3f3f3f, m_lo = u1 & 0x3f3f3f3f;
-  const uint32_t sc_hi = (u2 & 0x0f0f0f0f) | ((u0 >> 2) & 0x30303030);
-  const uint32_t m_hi = ((u2 >> 4) & 0x0f0f0f0f) | ((u1 >> 2) & 0x30303030);
-  scales = uint64_t(sc_lo) | uint64_t(sc_hi) << 32;
-  mins = uint64_t(m_lo) | uint64_t(m_hi) << 32;
-}
+// k-quant scale unpacking (scalar): kernels/kquant_scales.h.
+using kquant_scales::unpack_scales_mins_k4;
 
 }  // namespace lowbit::avx2

@@ -28,6 +28,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/kquant_scales.h"
+
 #ifdef LOWBIT_AVX512_EMULATED
 #include "core/half.h"
 // SIMDe's vector types pass by value without -mavx512f: the compilers' note that this
@@ -149,31 +151,14 @@ LB_AVX512 inline __m512i spread16(__m512i v, int first, int log2_per) {
   return _mm512_permutexvar_epi16(idx, v);
 }
 
-// q4_K / q5_K: the 12 scale bytes hold 8 x (6-bit scale, 6-bit min) (formats/k_quants.h
-// get_scale_min_k4). Returns the scales (bytes 0..7) and the mins (bytes 0..7), four
-// bytes at a time on 32-bit words u0 = s[0..3], u1 = s[4..7], u2 = s[8..11]:
-//   j < 4:  sc = s[j] & 63,                           m = s[j+4] & 63
-//   j >= 4: sc = (s[j+4] & 15) | (s[j-4] >> 6) << 4,  m = (s[j+4] >> 4) | (s[j] >> 6) << 4
-inline void unpack_scales_mins_k4(const uint8_t* s, uint64_t& scales, uint64_t& mins) {
-  const uint32_t u0 = load_u32(s), u1 = load_u32(s + 4), u2 = load_u32(s + 8);
-  const uint32_t sc_lo = u0 & 0x3f3f3f3f, m_lo = u1 & 0x3f3f3f3f;
-  const uint32_t sc_hi = (u2 & 0x0f0f0f0f) | ((u0 >> 2) & 0x30303030);
-  const uint32_t m_hi = ((u2 >> 4) & 0x0f0f0f0f) | ((u1 >> 2) & 0x30303030);
-  scales = uint64_t(sc_lo) | uint64_t(sc_hi) << 32;
-  mins = uint64_t(m_lo) | uint64_t(m_hi) << 32;
-}
+// k-quant scale unpacking (scalar, shared with AVX2): kernels/kquant_scales.h.
+using kquant_scales::unpack_scales_mins_k4;
 
-// q3_K: 16 x 6-bit scales (+32) from 12 bytes: low 4 bits of j in s[j % 8] (low nibble
-// j < 8, high nibble j >= 8), top 2 bits in s[8 + j % 4] bits 2 * (j / 4). Returns
-// the 16 values sc - 32 as signed bytes.
+// q3_K: the 16 sub-block scales sc - 32 as signed bytes.
 LB_AVX512 inline __m128i unpack_scales_q3_K(const uint8_t* s) {
-  const uint32_t u0 = load_u32(s), u1 = load_u32(s + 4), u2 = load_u32(s + 8);
-  const uint32_t m4 = 0x0f0f0f0f, m2 = 0x03030303;
-  const uint32_t j0 = (u0 & m4) | (u2 & m2) << 4;                 // j 0..3
-  const uint32_t j4 = (u1 & m4) | ((u2 >> 2) & m2) << 4;          // j 4..7
-  const uint32_t j8 = ((u0 >> 4) & m4) | ((u2 >> 4) & m2) << 4;   // j 8..11
-  const uint32_t j12 = ((u1 >> 4) & m4) | ((u2 >> 6) & m2) << 4;  // j 12..15
-  return _mm_sub_epi8(_mm_setr_epi32(int(j0), int(j4), int(j8), int(j12)), _mm_set1_epi8(32));
+  uint32_t w[4];
+  kquant_scales::unpack_scales_q3_K(s, w);
+  return _mm_sub_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w)), _mm_set1_epi8(32));
 }
 
 }  // namespace lowbit::LB_AVX512_NS

@@ -109,17 +109,11 @@ LB_AVX2 float dot_q2_K_q8_K_v(int64_t n, const void* vx, const void* vy) {
   return hsum(acc) - hsum(acc_m);
 }
 
-// q3_K: 16 x 6-bit scales (+32) from 12 bytes: low 4 bits of j in scales[j % 8] (low
-// nibble j < 8, high nibble j >= 8), top 2 bits in scales[8 + j % 4] bits 2 * (j / 4).
-// Returns them as 16 signed bytes sc - 32.
+// q3_K: the 16 sub-block scales sc - 32 as signed bytes (kernels/kquant_scales.h).
 LB_AVX2 inline __m128i unpack_scales_q3_K(const uint8_t* s) {
-  const uint32_t u0 = load_u32(s), u1 = load_u32(s + 4), u2 = load_u32(s + 8);
-  const uint32_t m4 = 0x0f0f0f0f, m2 = 0x03030303;
-  const uint32_t j0 = (u0 & m4) | (u2 & m2) << 4;               // j 0..3
-  const uint32_t j4 = (u1 & m4) | ((u2 >> 2) & m2) << 4;        // j 4..7
-  const uint32_t j8 = ((u0 >> 4) & m4) | ((u2 >> 4) & m2) << 4; // j 8..11
-  const uint32_t j12 = ((u1 >> 4) & m4) | ((u2 >> 6) & m2) << 4; // j 12..15
-  return _mm_sub_epi8(_mm_setr_epi32(int(j0), int(j4), int(j8), int(j12)), _mm_set1_epi8(32));
+  uint32_t w[4];
+  kquant_scales::unpack_scales_q3_K(s, w);
+  return _mm_sub_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w)), _mm_set1_epi8(32));
 }
 
 // q3_K . q8_K: q = u - 4 with u = low2 | hbit << 2 in 0..7 (hbit = hmask[l] bit (4h + k) for
