@@ -101,11 +101,12 @@ uint64_t pack_weights_for_cpu(Model& m, int n_threads) {
     const size_t row = row_bytes(p->format, p->n_in);
     const PackedKernels& k = *packed_kernels(p->format);
     p->bytes.resize(size_t(p->n_out) * row);
-    const int64_t n_groups = p->n_out / kPackedRows;
+    const int64_t n_groups = p->n_out / kPackedRows, n_in = p->n_in;
+    const auto* src = static_cast<const uint8_t*>(view.data);  // OpenMP cannot capture a structured binding
+    uint8_t* dst = p->bytes.data();
 #pragma omp parallel for num_threads(std::max(1, n_threads)) schedule(static)
     for (int64_t g = 0; g < n_groups; ++g)
-      k.pack(static_cast<const uint8_t*>(view.data) + size_t(g) * kPackedRows * row, row, kPackedRows, p->n_in,
-             p->bytes.data() + size_t(g) * kPackedRows * row);
+      k.pack(src + size_t(g) * kPackedRows * row, row, kPackedRows, n_in, dst + size_t(g) * kPackedRows * row);
     packed_bytes += p->bytes.size();
     release_pages(view.data, p->bytes.size());
     view.packed = p.get();
