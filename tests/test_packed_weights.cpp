@@ -9,7 +9,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <random>
 #include <vector>
 
 #include "core/cpu_features.h"
@@ -20,17 +19,18 @@
 #include "model/matmul.h"
 #include "model/packed_weights.h"
 #include "paths.h"
+#include "test_random.h"
 
 namespace lowbit {
 namespace {
 
 using namespace test;
 
-std::vector<float> randn(size_t n, uint32_t seed, float scale) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, scale);
+// Gaussian test data from the shared deterministic generator (test_random.h).
+std::vector<float> randn(size_t n, uint64_t seed, float scale) {
+  SplitMix64 rng{seed};
   std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
+  for (auto& x : v) x = float(rng.gauss()) * scale;
   return v;
 }
 
@@ -155,13 +155,18 @@ TEST(PackedX8, GemvMatchesReferenceDot) {
                  randn(size_t(s.n_in), 12, 1.0f));
 }
 
-// Extreme blocks: codes at both ends (nibbles 0 / 15, q8 +-127) against
-// activations of +-127, the int16 bounds of the kernels.
+// Extreme blocks: in every block of 32 one weight -8/7 and 31 weights 1, so
+// q4_0 stores nibble 0 once and nibble 15 (+7) 31 times, q8_0 codes -127 and
+// 111; all activations 1 (q8 code 127). The q4_0 kernel's int16 lanes then hold
+// 15 sums of 2 * 15 * 127 and one of 15 * 127: 30480 at most, near the int16 limit.
 TEST(PackedX8, GemvExtremeValuesDoNotOverflow) {
   const int64_t n_out = 8, n_in = 64;
-  std::vector<float> w(static_cast<size_t>(n_out * n_in)), x(static_cast<size_t>(n_in));
-  for (size_t i = 0; i < w.size(); ++i) w[i] = (i % 3 == 0) ? 1.0f : -1.0f * float(1 + i % 2) * 8.0f / 7.0f;
-  for (size_t i = 0; i < x.size(); ++i) x[i] = (i % 5 == 0) ? -1.0f : 1.0f;
+  std::vector<float> w(static_cast<size_t>(n_out * n_in)), x(static_cast<size_t>(n_in), 1.0f);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = (i % 32 == 31) ? -8.0f / 7.0f : 1.0f;
+  const auto q4 = quantize(FormatId::Q4_0, w, n_out, n_in);
+  const auto* b = reinterpret_cast<const BlockQ4_0*>(q4.data());
+  ASSERT_EQ(b->qs[0], 0xFF);   // values 0 and 16: code 15
+  ASSERT_EQ(b->qs[15], 0x0F);  // values 15 (code 15) and 31 (code 0)
   for (const Layout& L : kLayouts) check_gemv(L, quantize(L.format, w, n_out, n_in), n_out, n_in, x);
 }
 
